@@ -1,0 +1,203 @@
+/*
+ * mtt.h: the whole public API of libmtt, the C core of mtt.
+ *
+ * Everything between MTT_FFI_BEGIN and MTT_FFI_END is read verbatim by LuaJIT's ffi.cdef
+ * (lua/mtt/ffi.lua), so that part holds only typedefs, enums and prototypes: no preprocessor
+ * lines, no macros, no inline functions.
+ *
+ * Conventions:
+ * - Functions returning mtt_tensor* return a NEW reference (release it with
+ *   mtt_tensor_release) or NULL on error. Functions returning int return 0 on success and a
+ *   negative mtt_status on error. On error, mtt_last_error() holds a message naming the op
+ *   and the shapes involved. Nothing here aborts or exits the process.
+ * - Dims are 0-based here; the Lua layer converts its 1-based and negative dims.
+ * - Ops record an autograd node when grad mode is on and any input requires grad.
+ */
+#ifndef MTT_H
+#define MTT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* MTT_FFI_BEGIN */
+typedef enum mtt_dtype { MTT_F32 = 0, MTT_F64 = 1, MTT_I32 = 2, MTT_BF16 = 3, MTT_F16 = 4 } mtt_dtype;
+typedef enum mtt_device_kind { MTT_CPU = 0, MTT_CUDA = 1 } mtt_device_kind;
+typedef enum mtt_status {
+  MTT_OK = 0,
+  MTT_ERR_SHAPE = -1,     /* shapes do not fit the op */
+  MTT_ERR_DTYPE = -2,     /* dtype not supported or mismatched */
+  MTT_ERR_INDEX = -3,     /* index or dim out of range */
+  MTT_ERR_MEMORY = -4,    /* allocation failed or size overflow */
+  MTT_ERR_DEVICE = -5,    /* wrong or unavailable device */
+  MTT_ERR_STATE = -6,     /* misuse: freed tensor, backward twice, in-place on a saved tensor... */
+  MTT_ERR_ARG = -7        /* bad argument value */
+} mtt_status;
+
+typedef struct mtt_storage mtt_storage;
+typedef struct mtt_node mtt_node;
+
+/* A tensor: a strided view on refcounted storage. Fields are readable from Lua; change them
+ * only through the functions below. strides and offset count elements, not bytes. Field names
+ * differ from the Lua method names on purpose (t:shape(), t.dtype, t.grad are Lua-side). */
+typedef struct mtt_tensor {
+  int64_t dims[8];           /* size of each dim */
+  int64_t strides[8];
+  int64_t offset;
+  int64_t nelem;
+  int32_t ndim;
+  int32_t dtype_id;          /* mtt_dtype */
+  int32_t device_id;         /* mtt_device_kind */
+  int32_t needs_grad;        /* requires_grad */
+  int32_t refcount;
+  int32_t reserved;
+  mtt_storage *storage;      /* NULL once freed with mtt_tensor_free_data */
+  struct mtt_tensor *grad_tensor;  /* accumulated gradient of a leaf, or NULL */
+  mtt_node *grad_node;       /* node that produced this tensor, or NULL for leaves */
+} mtt_tensor;
+
+/* Counter-based random stream (Philox4x32-10): element i of a draw depends only on
+ * (seed, offset + i), never on the thread count. */
+typedef struct mtt_generator {
+  uint64_t seed;
+  uint64_t offset;
+} mtt_generator;
+
+/* ---- library, errors, threads ---- */
+const char *mtt_version(void);
+const char *mtt_last_error(void);
+int mtt_last_error_code(void);
+void mtt_clear_error(void);
+void mtt_set_num_threads(int n);
+int mtt_get_num_threads(void);
+const char *mtt_blas_info(void);
+int mtt_cuda_available(void);
+int mtt_op_count(void);
+const char *mtt_op_name(int i);
+int mtt_op_is_differentiable(int i);
+void mtt_abi_tensor_layout(int64_t *out16);
+
+/* ---- lifetime ---- */
+void mtt_tensor_retain(mtt_tensor *t);
+void mtt_tensor_release(mtt_tensor *t);
+int mtt_tensor_free_data(mtt_tensor *t);
+
+/* ---- creation ---- */
+mtt_tensor *mtt_empty(int ndim, const int64_t *shape, int dtype, int device);
+mtt_tensor *mtt_zeros(int ndim, const int64_t *shape, int dtype, int device);
+mtt_tensor *mtt_full(int ndim, const int64_t *shape, double value, int dtype, int device);
+mtt_tensor *mtt_arange(double start, double end, double step, int dtype, int device);
+mtt_tensor *mtt_from_f64(int ndim, const int64_t *shape, const double *values, int dtype, int device);
+mtt_tensor *mtt_from_bytes(int ndim, const int64_t *shape, const void *data, int dtype, int device);
+mtt_generator *mtt_default_generator(void);
+void mtt_manual_seed(uint64_t seed);
+mtt_tensor *mtt_rand(int ndim, const int64_t *shape, int dtype, int device, mtt_generator *gen);
+mtt_tensor *mtt_randn(int ndim, const int64_t *shape, int dtype, int device, mtt_generator *gen);
+mtt_tensor *mtt_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, int device, mtt_generator *gen);
+
+/* ---- reading and writing elements (any layout; CPU) ---- */
+int mtt_item(const mtt_tensor *t, double *out);
+int mtt_get(const mtt_tensor *t, const int64_t *index, double *out);
+int mtt_set(mtt_tensor *t, const int64_t *index, double value);
+int mtt_to_f64(const mtt_tensor *t, double *out, int64_t n);
+void *mtt_data_ptr(const mtt_tensor *t);
+int mtt_is_contiguous(const mtt_tensor *t);
+size_t mtt_dtype_size(int dtype);
+const char *mtt_dtype_name(int dtype);
+
+/* ---- views (share storage; differentiable) ---- */
+mtt_tensor *mtt_view(mtt_tensor *t, int ndim, const int64_t *shape);
+mtt_tensor *mtt_reshape(mtt_tensor *t, int ndim, const int64_t *shape);
+mtt_tensor *mtt_permute(mtt_tensor *t, const int *dims);
+mtt_tensor *mtt_transpose(mtt_tensor *t, int dim0, int dim1);
+mtt_tensor *mtt_slice(mtt_tensor *t, int dim, int64_t start, int64_t end, int64_t step);
+mtt_tensor *mtt_select(mtt_tensor *t, int dim, int64_t index);
+mtt_tensor *mtt_expand(mtt_tensor *t, int ndim, const int64_t *shape);
+mtt_tensor *mtt_squeeze(mtt_tensor *t, int dim);
+mtt_tensor *mtt_unsqueeze(mtt_tensor *t, int dim);
+mtt_tensor *mtt_contiguous(mtt_tensor *t);
+mtt_tensor *mtt_clone(mtt_tensor *t);
+mtt_tensor *mtt_detach(mtt_tensor *t);
+mtt_tensor *mtt_to_dtype(mtt_tensor *t, int dtype);
+mtt_tensor *mtt_to_device(mtt_tensor *t, int device);
+
+/* ---- elementwise (broadcasting) ---- */
+mtt_tensor *mtt_add(mtt_tensor *a, mtt_tensor *b);
+mtt_tensor *mtt_sub(mtt_tensor *a, mtt_tensor *b);
+mtt_tensor *mtt_mul(mtt_tensor *a, mtt_tensor *b);
+mtt_tensor *mtt_div(mtt_tensor *a, mtt_tensor *b);
+mtt_tensor *mtt_add_scalar(mtt_tensor *a, double s);
+mtt_tensor *mtt_mul_scalar(mtt_tensor *a, double s);
+mtt_tensor *mtt_rsub_scalar(mtt_tensor *a, double s);
+mtt_tensor *mtt_rdiv_scalar(mtt_tensor *a, double s);
+mtt_tensor *mtt_pow_scalar(mtt_tensor *a, double p);
+mtt_tensor *mtt_neg(mtt_tensor *a);
+mtt_tensor *mtt_exp(mtt_tensor *a);
+mtt_tensor *mtt_log(mtt_tensor *a);
+mtt_tensor *mtt_sqrt(mtt_tensor *a);
+mtt_tensor *mtt_tanh(mtt_tensor *a);
+mtt_tensor *mtt_sigmoid(mtt_tensor *a);
+mtt_tensor *mtt_gelu(mtt_tensor *a);
+mtt_tensor *mtt_relu(mtt_tensor *a);
+mtt_tensor *mtt_clamp(mtt_tensor *a, double lo, double hi);
+mtt_tensor *mtt_masked_fill(mtt_tensor *a, mtt_tensor *mask, double value);
+mtt_tensor *mtt_eq(mtt_tensor *a, mtt_tensor *b);
+mtt_tensor *mtt_gt(mtt_tensor *a, mtt_tensor *b);
+mtt_tensor *mtt_lt(mtt_tensor *a, mtt_tensor *b);
+
+/* ---- in place (refused on tensors that need grad while grad mode is on) ---- */
+int mtt_add_(mtt_tensor *t, mtt_tensor *other, double alpha);
+int mtt_add_scalar_(mtt_tensor *t, double s);
+int mtt_mul_(mtt_tensor *t, mtt_tensor *other);
+int mtt_mul_scalar_(mtt_tensor *t, double s);
+int mtt_fill_(mtt_tensor *t, double value);
+int mtt_zero_(mtt_tensor *t);
+int mtt_copy_(mtt_tensor *dst, mtt_tensor *src);
+
+/* ---- reductions ---- */
+mtt_tensor *mtt_sum(mtt_tensor *t, int dim, int keepdim);
+mtt_tensor *mtt_sum_all(mtt_tensor *t);
+mtt_tensor *mtt_mean(mtt_tensor *t, int dim, int keepdim);
+mtt_tensor *mtt_mean_all(mtt_tensor *t);
+mtt_tensor *mtt_max(mtt_tensor *t, int dim, int keepdim);
+mtt_tensor *mtt_max_all(mtt_tensor *t);
+mtt_tensor *mtt_argmax(mtt_tensor *t, int dim, int keepdim);
+int mtt_topk(mtt_tensor *t, int64_t k, int dim, int largest, mtt_tensor **values, mtt_tensor **indices);
+
+/* ---- linear algebra and fused network ops ---- */
+mtt_tensor *mtt_matmul(mtt_tensor *a, mtt_tensor *b);
+mtt_tensor *mtt_softmax(mtt_tensor *t, int dim);
+mtt_tensor *mtt_log_softmax(mtt_tensor *t, int dim);
+mtt_tensor *mtt_layer_norm(mtt_tensor *x, mtt_tensor *weight, mtt_tensor *bias, double eps);
+mtt_tensor *mtt_embedding(mtt_tensor *weight, mtt_tensor *indices);
+mtt_tensor *mtt_cross_entropy(mtt_tensor *logits, mtt_tensor *targets, mtt_tensor *mask, int64_t ignore_index);
+mtt_tensor *mtt_attention(mtt_tensor *q, mtt_tensor *k, mtt_tensor *v, int causal, double scale);
+mtt_tensor *mtt_dropout(mtt_tensor *x, double p, mtt_generator *gen);
+mtt_tensor *mtt_cat(int n, mtt_tensor **tensors, int dim);
+mtt_tensor *mtt_gather(mtt_tensor *t, int dim, mtt_tensor *index);
+mtt_tensor *mtt_index_select(mtt_tensor *t, int dim, mtt_tensor *index);
+
+/* ---- autograd ---- */
+int mtt_set_requires_grad(mtt_tensor *t, int flag);
+int mtt_backward(mtt_tensor *root, mtt_tensor *grad_root);
+mtt_tensor *mtt_grad(mtt_tensor *t);
+int mtt_set_grad(mtt_tensor *t, mtt_tensor *grad);
+int mtt_is_grad_enabled(void);
+int mtt_set_grad_enabled(int enabled);
+const char *mtt_grad_fn_name(const mtt_tensor *t);
+
+/* ---- optimizers (fused, in place on params and state; no autograd) ---- */
+int mtt_sgd_step(int n, mtt_tensor **params, mtt_tensor **momentum_bufs, double lr, double momentum,
+                 double dampening, double weight_decay, int nesterov, int first_step);
+int mtt_adamw_step(int n, mtt_tensor **params, mtt_tensor **exp_avg, mtt_tensor **exp_avg_sq, int64_t step,
+                   double lr, double beta1, double beta2, double eps, double weight_decay);
+int mtt_clip_grad_norm(int n, mtt_tensor **params, double max_norm, double *total_norm);
+/* MTT_FFI_END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
