@@ -129,8 +129,10 @@ typedef struct mtt_backend {
              double weight_decay, int nesterov, int first_step);
   int (*adamw)(mtt_tensor *p, const mtt_tensor *g, mtt_tensor *m, mtt_tensor *v, double decay, double beta1,
                double beta2, double eps, double step_size, double bc2_sqrt);
-  /* Sum of squares of a contiguous float tensor, in double, in a fixed order. */
+  /* Sum of squares of a contiguous float tensor, in double, in a fixed order; and x *= s in
+   * place (for clipping). */
   int (*sum_squares)(const mtt_tensor *x, double *out);
+  int (*scale)(mtt_tensor *x, double s);
 } mtt_backend;
 
 const mtt_backend *mtt_backend_for(int device);     /* NULL if that device is not available */

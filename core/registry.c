@@ -13,7 +13,12 @@ extern const mtt_op_def mtt_op_add, mtt_op_sub, mtt_op_mul, mtt_op_div, mtt_op_a
 /* reductions (ops/reduce.c) */
 extern const mtt_op_def mtt_op_sum, mtt_op_sum_all, mtt_op_mean, mtt_op_mean_all, mtt_op_max, mtt_op_max_all;
 /* ---- [nn ops section: declare here] ---- */
+/* linear algebra and network ops (ops/matmul.c, ops/nn.c, ops/attention.c) */
+extern const mtt_op_def mtt_op_matmul, mtt_op_softmax, mtt_op_log_softmax, mtt_op_layer_norm, mtt_op_embedding,
+    mtt_op_cross_entropy, mtt_op_dropout, mtt_op_attention;
 /* ---- [indexing section: declare here] ---- */
+/* indexing (ops/index.c); topk records nothing (the Lua layer differentiates it via gather) */
+extern const mtt_op_def mtt_op_cat, mtt_op_gather, mtt_op_index_select;
 
 const mtt_op_def *const mtt_op_table[] = {
     &mtt_op_view, &mtt_op_permute, &mtt_op_slice, &mtt_op_select, &mtt_op_expand, &mtt_op_contiguous,
@@ -23,7 +28,10 @@ const mtt_op_def *const mtt_op_table[] = {
     &mtt_op_sqrt, &mtt_op_tanh, &mtt_op_sigmoid, &mtt_op_gelu, &mtt_op_relu, &mtt_op_clamp, &mtt_op_masked_fill,
     &mtt_op_sum, &mtt_op_sum_all, &mtt_op_mean, &mtt_op_mean_all, &mtt_op_max, &mtt_op_max_all,
     /* ---- [nn ops section: rows here] ---- */
+    &mtt_op_matmul, &mtt_op_softmax, &mtt_op_log_softmax, &mtt_op_layer_norm, &mtt_op_embedding,
+    &mtt_op_cross_entropy, &mtt_op_dropout, &mtt_op_attention,
     /* ---- [indexing section: rows here] ---- */
+    &mtt_op_cat, &mtt_op_gather, &mtt_op_index_select,
 };
 const int mtt_op_table_size = (int)(sizeof(mtt_op_table) / sizeof(mtt_op_table[0]));
 

@@ -166,7 +166,38 @@ static inline void store_any(void *base, int dtype, int64_t off, double v) {
   }
 }
 
+/* How a broadcast view can be walked as a flat array: 1 = contiguous, 0 = one repeated element
+ * (every stride 0), -1 = neither (walk row by row). */
+static int flat_step(const mtt_tensor *t) {
+  if (mtt_is_contiguous(t)) return 1;
+  for (int d = 0; d < t->ndim; d++)
+    if (t->strides[d] != 0 && t->dims[d] != 1) return -1;
+  return 0;
+}
+
+/* Flat f32 loops over the whole tensor, split evenly across threads (rows may be few and long). */
+static bool binary_flat_f32(int op, mtt_tensor *out, const mtt_tensor *a, const mtt_tensor *b) {
+  int ka = flat_step(a), kb = flat_step(b);
+  if (ka < 0 || kb < 0 || out->dtype_id != MTT_F32 || a->dtype_id != MTT_F32) return false;
+  const float *x = mtt_data_ptr(a), *y = mtt_data_ptr(b);
+  float *z = mtt_data_ptr(out);
+  int64_t n = out->nelem;
+  int threads = mtt_threads_for(n);
+  if (ka && kb) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < n; i++) z[i] = binary_f32(op, x[i], y[i]);
+  } else if (ka) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < n; i++) z[i] = binary_f32(op, x[i], y[0]);
+  } else {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < n; i++) z[i] = binary_f32(op, x[ka ? i : 0], y[kb ? i : 0]);
+  }
+  return true;
+}
+
 int mtt_cpu_binary(int op, mtt_tensor *out, const mtt_tensor *a, const mtt_tensor *b) {
+  if (binary_flat_f32(op, out, a, b)) return 0;
   int64_t rows = mtt_row_count(out), len = mtt_row_len(out);
   int64_t sa = mtt_row_stride(a), sb = mtt_row_stride(b);
   int dt = out->dtype_id, in_dt = a->dtype_id;
@@ -214,6 +245,24 @@ int mtt_cpu_masked_fill(mtt_tensor *out, const mtt_tensor *a, const mtt_tensor *
 }
 
 int mtt_cpu_binary_inplace(int op, mtt_tensor *t, const mtt_tensor *other, double alpha) {
+  int ko = flat_step(other);
+  if (t->dtype_id == MTT_F32 && other->dtype_id == MTT_F32 && mtt_is_contiguous(t) && ko >= 0) {
+    float *x = mtt_data_ptr(t);
+    const float *y = mtt_data_ptr(other);
+    float al = (float)alpha;
+    int64_t n = t->nelem, so = ko;
+    if (op == MTT_B_ADD && so) {
+#pragma omp parallel for schedule(static) num_threads(mtt_threads_for(n))
+      for (int64_t i = 0; i < n; i++) x[i] += al * y[i];
+    } else if (op == MTT_B_ADD) {
+#pragma omp parallel for schedule(static) num_threads(mtt_threads_for(n))
+      for (int64_t i = 0; i < n; i++) x[i] += al * y[0];
+    } else {
+#pragma omp parallel for schedule(static) num_threads(mtt_threads_for(n))
+      for (int64_t i = 0; i < n; i++) x[i] *= y[i * so];
+    }
+    return 0;
+  }
   int64_t rows = mtt_row_count(t), len = mtt_row_len(t);
   int64_t st = mtt_row_stride(t), so = mtt_row_stride(other);
   void *tb = t->storage->data;
