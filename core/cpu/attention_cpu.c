@@ -12,6 +12,8 @@
 
 #include "cpu/kernels_cpu.h"
 
+#pragma GCC optimize("no-trapping-math") /* lets the max and select loops vectorize (see nn_cpu.c) */
+
 #define ATT_BLOCK 64
 
 /* One operand as BLAS reads it: a rows x cols matrix per leading index. */
@@ -50,6 +52,7 @@ static const char *operand_at(const att_operand *o, int nlead, const int64_t *sh
 static double softmax_row(int dt, void *row, int64_t vis, int64_t n) {
   if (dt == MTT_F32) {
     float *s = row, mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int64_t j = 0; j < vis; j++) mx = s[j] > mx ? s[j] : mx;
     float sum = mtt_cpu_expsum_f32(s, s, mx, vis), inv = 1 / sum;
     for (int64_t j = 0; j < vis; j++) s[j] *= inv;
@@ -82,6 +85,7 @@ static void dscores_row(int dt, void *dp_row, const void *p_row, int64_t n, doub
   if (dt == MTT_F32) {
     float *dp = dp_row, sum = 0, sc = (float)scale;
     const float *p = p_row;
+#pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < n; j++) sum += p[j] * dp[j];
     for (int64_t j = 0; j < n; j++) dp[j] = sc * p[j] * (dp[j] - sum);
   } else {

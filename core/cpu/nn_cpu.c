@@ -1,20 +1,55 @@
 /* nn_cpu.c: cpu kernels of the row-wise network ops: softmax, layer norm, embedding,
- * cross-entropy, dropout. Rows run in parallel; every sum has a fixed order (a row's own sums
- * stay on one thread; sums across rows go through fixed blocks added in order), so results do
- * not depend on the thread count. */
+ * cross-entropy, dropout.
+ *
+ * Rows run in parallel and every sum has a fixed order: a row's own sums stay on one thread
+ * (vectorized by `omp simd`, whose order is fixed by the build, not by the thread count), and
+ * sums across rows go through fixed blocks added in order. f32 uses a vectorizable exp (libm's
+ * expf is one call per element); f64, used by gradient checks, uses libm. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu/kernels_cpu.h"
 
-/* ---- exp over a row ---- */
+/* Float compares may not raise exceptions here (we never unmask them), which lets gcc turn the
+ * selects below into vector blends: without this, no loop with a compare vectorizes. Values
+ * are unchanged (IEEE results do not depend on it). */
+#pragma GCC optimize("no-trapping-math")
+
+/* ---- exp and max over a row ---- */
+
+/* exp(x) for f32: x = n ln2 + r with |r| <= ln2/2, exp(r) by the Cephes polynomial (about 2 ulp),
+ * times 2^n built in the exponent bits. 0 below -87.33 (no denormals), inf above 88.72, NaN
+ * stays NaN. Branch-free, so that loops calling it vectorize; out-of-range x only clamps n
+ * (keeping 2^n a normal number) and is then replaced by 0 or inf. */
+static inline float exp_f32(float x) {
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  n = n < -126.0f ? -126.0f : n;
+  n = n > 127.0f ? 127.0f : n;
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  float y = p * scale;
+  y = x < -87.33f ? 0.0f : y;
+  return x > 88.72f ? INFINITY : y;
+}
 
 float mtt_cpu_expsum_f32(float *y, const float *x, float shift, int64_t n) {
   float s = 0;
+#pragma omp simd reduction(+ : s)
   for (int64_t j = 0; j < n; j++) {
-    y[j] = expf(x[j] - shift);
-    s += y[j];
+    float e = exp_f32(x[j] - shift);
+    y[j] = e;
+    s += e;
   }
   return s;
 }
@@ -28,6 +63,19 @@ double mtt_cpu_expsum_f64(double *y, const double *x, double shift, int64_t n) {
   return s;
 }
 
+static float max_f32(const float *x, int64_t n) {
+  float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+static double max_f64(const double *x, int64_t n) {
+  double m = -INFINITY;
+  for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
 static int check_float(const mtt_tensor *t, const char *op) {
   if (t->dtype_id == MTT_F32 || t->dtype_id == MTT_F64) return 0;
   return mtt_fail(MTT_ERR_DTYPE, "%s: dtype %s is not supported on the cpu", op, mtt_dtype_name(t->dtype_id));
@@ -38,29 +86,29 @@ static int check_float(const mtt_tensor *t, const char *op) {
 int mtt_cpu_softmax(mtt_tensor *out, const mtt_tensor *x, int take_log) {
   if (check_float(x, take_log ? "log_softmax" : "softmax")) return mtt_last_error_code();
   int64_t n = x->ndim ? x->dims[x->ndim - 1] : 1, rows = n ? x->nelem / n : 0;
-#define SOFTMAX_ROWS(T, EXPSUM, LOG)                                                         \
+#define SOFTMAX_ROWS(T, MAX, EXPSUM, LOG)                                                    \
   do {                                                                                       \
     const T *xs = mtt_data_ptr(x);                                                           \
     T *ys = mtt_data_ptr(out);                                                               \
-    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(x->nelem * 16))") \
+    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(x->nelem * 8))")  \
     for (int64_t r = 0; r < rows; r++) {                                                     \
       const T *xr = xs + r * n;                                                              \
-      T *yr = ys + r * n, mx = -INFINITY;                                                    \
-      for (int64_t j = 0; j < n; j++) mx = xr[j] > mx ? xr[j] : mx;                          \
-      T s = EXPSUM(yr, xr, mx, n);                                                           \
+      T *yr = ys + r * n, mx = MAX(xr, n), s = EXPSUM(yr, xr, mx, n);                        \
       if (take_log) {                                                                        \
         T l = LOG(s); /* (x - max) - l keeps digits that x - (max + l) would lose */         \
+        _Pragma("omp simd")                                                                  \
         for (int64_t j = 0; j < n; j++) yr[j] = (xr[j] - mx) - l;                            \
       } else {                                                                               \
         T inv = 1 / s;                                                                       \
+        _Pragma("omp simd")                                                                  \
         for (int64_t j = 0; j < n; j++) yr[j] *= inv;                                        \
       }                                                                                      \
     }                                                                                        \
   } while (0)
   if (x->dtype_id == MTT_F32)
-    SOFTMAX_ROWS(float, mtt_cpu_expsum_f32, logf);
+    SOFTMAX_ROWS(float, max_f32, mtt_cpu_expsum_f32, logf);
   else
-    SOFTMAX_ROWS(double, mtt_cpu_expsum_f64, log);
+    SOFTMAX_ROWS(double, max_f64, mtt_cpu_expsum_f64, log);
 #undef SOFTMAX_ROWS
   return 0;
 }
@@ -77,16 +125,20 @@ int mtt_cpu_softmax_backward(mtt_tensor *gx, const mtt_tensor *gy, const mtt_ten
       const T *g = gys + r * n, *p = ys + r * n;                                             \
       T *o = gxs + r * n, s = 0;                                                             \
       if (take_log) {                                                                        \
+        _Pragma("omp simd reduction(+ : s)")                                                 \
         for (int64_t j = 0; j < n; j++) s += g[j];                                           \
+        _Pragma("omp simd")                                                                  \
         for (int64_t j = 0; j < n; j++) o[j] = g[j] - EXP(p[j]) * s;                         \
       } else {                                                                               \
+        _Pragma("omp simd reduction(+ : s)")                                                 \
         for (int64_t j = 0; j < n; j++) s += g[j] * p[j];                                    \
+        _Pragma("omp simd")                                                                  \
         for (int64_t j = 0; j < n; j++) o[j] = p[j] * (g[j] - s);                            \
       }                                                                                      \
     }                                                                                        \
   } while (0)
   if (y->dtype_id == MTT_F32)
-    SOFTMAX_BACKWARD_ROWS(float, expf);
+    SOFTMAX_BACKWARD_ROWS(float, exp_f32);
   else
     SOFTMAX_BACKWARD_ROWS(double, exp);
 #undef SOFTMAX_BACKWARD_ROWS
@@ -104,24 +156,24 @@ int mtt_cpu_layer_norm(mtt_tensor *out, mtt_tensor *mean, mtt_tensor *rstd, cons
     const T *xs = mtt_data_ptr(x), *ws = w ? mtt_data_ptr(w) : NULL;                         \
     const T *bs = b ? mtt_data_ptr(b) : NULL;                                                \
     T *ys = mtt_data_ptr(out), *ms = mtt_data_ptr(mean), *rs = mtt_data_ptr(rstd);           \
-    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(x->nelem * 8))")  \
+    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(x->nelem * 4))")  \
     for (int64_t r = 0; r < rows; r++) {                                                     \
       const T *xr = xs + r * c;                                                              \
       T *yr = ys + r * c, s = 0, v = 0;                                                      \
+      _Pragma("omp simd reduction(+ : s)")                                                   \
       for (int64_t j = 0; j < c; j++) s += xr[j];                                            \
       T mu = s / (T)c;                                                                       \
+      _Pragma("omp simd reduction(+ : v)")                                                   \
       for (int64_t j = 0; j < c; j++) v += (xr[j] - mu) * (xr[j] - mu);                      \
       T inv = 1 / SQRT(v / (T)c + (T)eps);                                                   \
       ms[r] = mu;                                                                            \
       rs[r] = inv;                                                                           \
-      if (ws && bs)                                                                          \
-        for (int64_t j = 0; j < c; j++) yr[j] = (xr[j] - mu) * inv * ws[j] + bs[j];          \
-      else if (ws)                                                                           \
-        for (int64_t j = 0; j < c; j++) yr[j] = (xr[j] - mu) * inv * ws[j];                  \
-      else if (bs)                                                                           \
-        for (int64_t j = 0; j < c; j++) yr[j] = (xr[j] - mu) * inv + bs[j];                  \
-      else                                                                                   \
-        for (int64_t j = 0; j < c; j++) yr[j] = (xr[j] - mu) * inv;                          \
+      _Pragma("omp simd")                                                                    \
+      for (int64_t j = 0; j < c; j++) {                                                      \
+        T h = (xr[j] - mu) * inv;                                                            \
+        h = ws ? h * ws[j] : h;                                                              \
+        yr[j] = bs ? h + bs[j] : h;                                                          \
+      }                                                                                      \
     }                                                                                        \
   } while (0)
   if (x->dtype_id == MTT_F32)
@@ -135,7 +187,7 @@ int mtt_cpu_layer_norm(mtt_tensor *out, mtt_tensor *mean, mtt_tensor *rstd, cons
 /* Rows are cut into this many fixed blocks (fewer if there are fewer rows) for the weight and
  * bias gradients: each block sums its rows in order, then the blocks are added in order. The
  * cut depends only on the row count, never on the thread count. */
-#define LN_BLOCKS 64
+#define LN_BLOCKS 32
 
 int mtt_cpu_layer_norm_backward(mtt_tensor *gx, mtt_tensor *gw, mtt_tensor *gb, const mtt_tensor *gy,
                                 const mtt_tensor *x, const mtt_tensor *w, const mtt_tensor *mean,
@@ -155,43 +207,45 @@ int mtt_cpu_layer_norm_backward(mtt_tensor *gx, mtt_tensor *gw, mtt_tensor *gb, 
     const T *xs = mtt_data_ptr(x), *gys = mtt_data_ptr(gy), *ws = w ? mtt_data_ptr(w) : NULL; \
     const T *ms = mtt_data_ptr(mean), *rs = mtt_data_ptr(rstd);                              \
     T *gxs = gx ? mtt_data_ptr(gx) : NULL, *part = partial;                                  \
-    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(x->nelem * 8))")  \
+    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(x->nelem * 4))")  \
     for (int64_t k = 0; k < nblk; k++) {                                                     \
       T *pw = part ? part + k * 2 * c : NULL, *pb = pw ? pw + c : NULL;                      \
       for (int64_t r = k * rows / nblk; r < (k + 1) * rows / nblk; r++) {                    \
         const T *xr = xs + r * c, *g = gys + r * c;                                          \
         T mu = ms[r], inv = rs[r];                                                           \
-        if (pw)                                                                              \
+        if (pw) {                                                                            \
+          _Pragma("omp simd")                                                                \
           for (int64_t j = 0; j < c; j++) {                                                  \
-            pw[j] += g[j] * (xr[j] - mu) * inv;                                              \
+            pw[j] += g[j] * ((xr[j] - mu) * inv);                                            \
             pb[j] += g[j];                                                                   \
           }                                                                                  \
+        }                                                                                    \
         if (!gxs) continue;                                                                  \
         T sg = 0, sgx = 0;                                                                   \
+        _Pragma("omp simd reduction(+ : sg, sgx)")                                           \
         for (int64_t j = 0; j < c; j++) {                                                    \
           T gj = ws ? g[j] * ws[j] : g[j];                                                   \
           sg += gj;                                                                          \
-          sgx += gj * (xr[j] - mu) * inv;                                                    \
+          sgx += gj * ((xr[j] - mu) * inv);                                                  \
         }                                                                                    \
         sg /= (T)c;                                                                          \
         sgx /= (T)c;                                                                         \
         T *o = gxs + r * c;                                                                  \
+        _Pragma("omp simd")                                                                  \
         for (int64_t j = 0; j < c; j++) {                                                    \
           T gj = ws ? g[j] * ws[j] : g[j];                                                   \
-          o[j] = inv * (gj - sg - (xr[j] - mu) * inv * sgx);                                 \
+          o[j] = inv * (gj - sg - ((xr[j] - mu) * inv) * sgx);                               \
         }                                                                                    \
       }                                                                                      \
     }                                                                                        \
     T *gws = gw ? mtt_data_ptr(gw) : NULL, *gbs = gb ? mtt_data_ptr(gb) : NULL;              \
-    for (int64_t j = 0; j < c; j++) {                                                        \
-      T sw = 0, sb = 0;                                                                      \
-      for (int64_t k = 0; k < nblk; k++) {                                                   \
-        sw += part ? part[k * 2 * c + j] : 0;                                                \
-        sb += part ? part[k * 2 * c + c + j] : 0;                                            \
+    if (gws) memset(gws, 0, (size_t)c * sizeof(T));                                          \
+    if (gbs) memset(gbs, 0, (size_t)c * sizeof(T));                                          \
+    for (int64_t k = 0; k < nblk && part; k++)                                               \
+      for (int64_t j = 0; j < c; j++) {                                                      \
+        if (gws) gws[j] += part[k * 2 * c + j];                                              \
+        if (gbs) gbs[j] += part[k * 2 * c + c + j];                                          \
       }                                                                                      \
-      if (gws) gws[j] = sw;                                                                  \
-      if (gbs) gbs[j] = sb;                                                                  \
-    }                                                                                        \
   } while (0)
   if (x->dtype_id == MTT_F32)
     LAYER_NORM_BACKWARD(float);
@@ -216,11 +270,7 @@ int mtt_cpu_embedding(mtt_tensor *out, const mtt_tensor *weight, const mtt_tenso
   const char *ws = mtt_data_ptr(weight);
   char *ys = mtt_data_ptr(out);
 #pragma omp parallel for schedule(static) num_threads(mtt_threads_for(n * c))
-  for (int64_t r = 0; r < n; r++) {
-    const char *src = ws + (size_t)ids[r] * row_bytes;
-    char *dst = ys + (size_t)r * row_bytes;
-    for (size_t j = 0; j < row_bytes; j++) dst[j] = src[j];
-  }
+  for (int64_t r = 0; r < n; r++) memcpy(ys + (size_t)r * row_bytes, ws + (size_t)ids[r] * row_bytes, row_bytes);
   return 0;
 }
 
@@ -245,6 +295,7 @@ int mtt_cpu_embedding_backward(mtt_tensor *gw, const mtt_tensor *gy, const mtt_t
       for (int64_t r = 0; r < n; r++) {                                                      \
         T *dst = g + (int64_t)ids[r] * c;                                                    \
         const T *src = gys + r * c;                                                          \
+        _Pragma("omp simd")                                                                  \
         for (int64_t j = c0; j < c1; j++) dst[j] += src[j];                                  \
       }                                                                                      \
     }                                                                                        \
@@ -284,7 +335,7 @@ int mtt_cpu_cross_entropy(mtt_tensor *loss, mtt_tensor *lse, const mtt_tensor *l
       return mtt_fail(MTT_ERR_INDEX, "cross_entropy: target %d (at position %lld of targets %s) is out of range for %lld "
                       "classes (logits %s)", tg[r], (long long)r + 1, mtt_tshape(targets), (long long)v,
                       mtt_tshape(logits));
-  int threads = mtt_threads_for(rows * v * 16);
+  int threads = mtt_threads_for(rows * v * 8);
   size_t es = mtt_dtype_size(logits->dtype_id);
   /* per row: its weighted loss; per thread: a row of exp values */
   double *row_loss = malloc(sizeof(double) * (size_t)(rows ? rows : 1));
@@ -294,7 +345,7 @@ int mtt_cpu_cross_entropy(mtt_tensor *loss, mtt_tensor *lse, const mtt_tensor *l
     free(scratch);
     return mtt_fail(MTT_ERR_MEMORY, "cross_entropy: out of memory for logits %s", mtt_tshape(logits));
   }
-#define CE_ROWS(T, EXPSUM, LOG)                                                              \
+#define CE_ROWS(T, MAX, EXPSUM, LOG)                                                         \
   do {                                                                                       \
     const T *xs = mtt_data_ptr(logits);                                                      \
     T *ls = mtt_data_ptr(lse);                                                               \
@@ -305,17 +356,16 @@ int mtt_cpu_cross_entropy(mtt_tensor *loss, mtt_tensor *lse, const mtt_tensor *l
       ls[r] = 0;                                                                             \
       if (wr == 0) continue;                                                                 \
       const T *xr = xs + r * v;                                                              \
-      T mx = -INFINITY, *tmp = (T *)scratch + (int64_t)omp_get_thread_num() * v;             \
-      for (int64_t j = 0; j < v; j++) mx = xr[j] > mx ? xr[j] : mx;                          \
+      T mx = MAX(xr, v), *tmp = (T *)scratch + (int64_t)omp_get_thread_num() * v;            \
       T l = mx + LOG(EXPSUM(tmp, xr, mx, v));                                                \
       ls[r] = l;                                                                             \
       row_loss[r] = wr * ((double)l - (double)xr[tg[r]]);                                    \
     }                                                                                        \
   } while (0)
   if (logits->dtype_id == MTT_F32)
-    CE_ROWS(float, mtt_cpu_expsum_f32, logf);
+    CE_ROWS(float, max_f32, mtt_cpu_expsum_f32, logf);
   else
-    CE_ROWS(double, mtt_cpu_expsum_f64, log);
+    CE_ROWS(double, max_f64, mtt_cpu_expsum_f64, log);
 #undef CE_ROWS
   double total = 0;
   for (int64_t r = 0; r < rows; r++) total += row_loss[r];
@@ -342,22 +392,23 @@ int mtt_cpu_cross_entropy_backward(mtt_tensor *gx, const mtt_tensor *gy, const m
   do {                                                                                       \
     const T *xs = mtt_data_ptr(logits), *ls = mtt_data_ptr(lse);                             \
     T *gs = mtt_data_ptr(gx);                                                                \
-    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(rows * v * 8))")  \
+    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(rows * v * 4))")  \
     for (int64_t r = 0; r < rows; r++) {                                                     \
       T *o = gs + r * v;                                                                     \
       double wr = ce_weight(mask, tg, r, ignore_index);                                      \
       if (wr == 0) {                                                                         \
-        for (int64_t j = 0; j < v; j++) o[j] = 0;                                            \
+        memset(o, 0, sizeof(T) * (size_t)v);                                                 \
         continue;                                                                            \
       }                                                                                      \
       const T *xr = xs + r * v;                                                              \
       T l = ls[r], f = (T)(wr * scale);                                                      \
+      _Pragma("omp simd")                                                                    \
       for (int64_t j = 0; j < v; j++) o[j] = EXP(xr[j] - l) * f;                             \
       o[tg[r]] -= f;                                                                         \
     }                                                                                        \
   } while (0)
   if (logits->dtype_id == MTT_F32)
-    CE_BACKWARD_ROWS(float, expf);
+    CE_BACKWARD_ROWS(float, exp_f32);
   else
     CE_BACKWARD_ROWS(double, exp);
 #undef CE_BACKWARD_ROWS
@@ -366,19 +417,39 @@ int mtt_cpu_cross_entropy_backward(mtt_tensor *gx, const mtt_tensor *gy, const m
 
 /* ---- dropout ---- */
 
+/* Word 0 of mtt_philox(seed, counter) (rng.c), inlined so that the loop below vectorizes; the
+ * test checks that the two agree. */
+static inline uint32_t philox_word0(uint64_t seed, uint64_t counter) {
+  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+#pragma GCC unroll 10
+  for (int round = 0; round < 10; round++) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+    c1 = (uint32_t)p1;
+    c3 = (uint32_t)p0;
+    c0 = n0;
+    c2 = n2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return c0;
+}
+
 int mtt_cpu_dropout(mtt_tensor *out, const mtt_tensor *x, double p, uint64_t seed, uint64_t offset) {
   if (check_float(x, "dropout")) return mtt_last_error_code();
   int64_t n = x->nelem;
   double scale = 1.0 / (1.0 - p);
+  /* uniform01(w) = ((w >> 8) + 1) / 2^24 > p  <=>  (w >> 8) >= floor(p * 2^24): an integer compare */
+  uint32_t edge = (uint32_t)floor(p * 16777216.0);
 #define DROPOUT(T)                                                                           \
   do {                                                                                       \
     const T *xs = mtt_data_ptr(x);                                                           \
     T *ys = mtt_data_ptr(out), s = (T)scale;                                                 \
-    _Pragma("omp parallel for schedule(static) num_threads(mtt_threads_for(n * 32))")        \
+    _Pragma("omp parallel for simd schedule(static) num_threads(mtt_threads_for(n * 32))")   \
     for (int64_t i = 0; i < n; i++) {                                                        \
-      uint32_t word[4];                                                                      \
-      mtt_philox(seed, offset + (uint64_t)i, word);                                          \
-      ys[i] = (double)mtt_uniform01(word[0]) > p ? xs[i] * s : 0;                            \
+      uint32_t w = philox_word0(seed, offset + (uint64_t)i);                                 \
+      ys[i] = (w >> 8) >= edge ? xs[i] * s : 0;                                              \
     }                                                                                        \
   } while (0)
   if (x->dtype_id == MTT_F32)

@@ -137,20 +137,16 @@ static int matmul_backward(mtt_node *node, mtt_tensor *gy, mtt_tensor **gin) {
   if (mtt_node_needs_grad(node, 1)) {
     mtt_tensor *a = mtt_node_saved(node, 0);
     if (!a) return mtt_last_error_code();
-    mtt_tensor *a2, *g2;
-    if (node->input_meta[1].ndim == 2 && a->ndim > 2) {
-      /* b was shared by every row of a: one gemm [k, rows] @ [rows, n]. */
-      a2 = as_rows(a);
-      g2 = as_rows(gy);
-    } else {
-      a2 = mtt_tensor_alias(a, a->ndim, a->dims, a->strides, a->offset);
-      g2 = mtt_tensor_alias(gy, gy->ndim, gy->dims, gy->strides, gy->offset);
-    }
+    /* b shared by every row of a: one gemm [k, rows] @ [rows, n] instead of a sum of products */
+    bool flat = node->input_meta[1].ndim == 2 && a->ndim > 2;
+    mtt_tensor *a2 = flat ? as_rows(a) : a, *g2 = flat ? as_rows(gy) : gy;
     mtt_tensor *at = a2 && g2 ? transposed(a2) : NULL;
     gin[1] = at ? reduce_to(matmul_raw(at, g2), &node->input_meta[1]) : NULL;
-    mtt_tensor_release(a2);
-    mtt_tensor_release(g2);
     mtt_tensor_release(at);
+    if (flat) {
+      mtt_tensor_release(a2);
+      mtt_tensor_release(g2);
+    }
     if (!gin[1]) return mtt_last_error_code();
   }
   return 0;

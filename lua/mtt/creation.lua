@@ -20,8 +20,10 @@ local function finish(t, o)
   return t
 end
 
-local function dt(o, fname, default) return U.dtype_id(o.dtype or default or 'f32', fname) end
-local function dev(o, fname) return U.device_id(o.device or 'cpu', fname) end
+-- dtype and device ids from checked options (defaults f32, cpu)
+local function place(o, fname)
+  return U.dtype_id(o.dtype or 'f32', fname), U.device_id(o.device or 'cpu', fname)
+end
 
 -- ---- mtt.tensor(value[, opts]) ----
 -- Shape of a nested table from its first elements; the fill pass checks the rest.
@@ -45,7 +47,7 @@ function M.tensor(value, opts)
   if is_tensor(value) then
     local r = T.clone(T.detach(value)) -- a copy that shares nothing with value
     if o.device then r = T.to(r, o.device) end
-    if o.dtype then r = wrap_as('mtt.tensor', C.mtt_to_dtype(r, dt(o, 'mtt.tensor'))) end
+    if o.dtype then r = wrap_as('mtt.tensor', C.mtt_to_dtype(r, (place(o, 'mtt.tensor')))) end
     return finish(r, o)
   end
   local shape
@@ -53,7 +55,9 @@ function M.tensor(value, opts)
     shape = {}
   elseif type(value) == 'table' then
     shape = infer(value)
-    if #shape > 8 then raise(string.format('mtt.tensor: table nested %d deep, at most 8 dims are supported', #shape)) end
+    if #shape > 8 then
+      raise(string.format('mtt.tensor: table nested %d deep, at most 8 dims are supported', #shape))
+    end
   else
     raise('mtt.tensor: expected a number, a (nested) table of numbers or a tensor, got ' .. type(value))
   end
@@ -74,7 +78,7 @@ function M.tensor(value, opts)
       return
     end
     if type(v) ~= 'table' then
-      raise(string.format('mtt.tensor: ragged nested table: element %s is a %s, expected a table of %d elements',
+      raise(string.format('mtt.tensor: ragged nested table: element %s is a %s, expected a table of %d',
         path_str(path, depth - 1), type(v), shape[depth]))
     end
     if #v ~= shape[depth] then
@@ -87,24 +91,28 @@ function M.tensor(value, opts)
     end
   end
   fill(value, 1)
-  return finish(wrap_as('mtt.tensor', C.mtt_from_f64(#shape, U.int64s(shape), buf, dt(o, 'mtt.tensor'), dev(o, 'mtt.tensor'))), o)
+  local dtype, device = place(o, 'mtt.tensor')
+  return finish(wrap_as('mtt.tensor', C.mtt_from_f64(#shape, U.int64s(shape), buf, dtype, device)), o)
 end
 
 -- ---- filled ----
 function M.empty(...)
   local shape, opts = U.shape_args('mtt.empty', ...)
   local o = options.check('mtt.empty', opts, BASIC)
-  return finish(wrap_as('mtt.empty', C.mtt_empty(#shape, U.int64s(shape), dt(o, 'mtt.empty'), dev(o, 'mtt.empty'))), o)
+  local dtype, device = place(o, 'mtt.empty')
+  return finish(wrap_as('mtt.empty', C.mtt_empty(#shape, U.int64s(shape), dtype, device)), o)
 end
 
 function M.zeros(...)
   local shape, opts = U.shape_args('mtt.zeros', ...)
   local o = options.check('mtt.zeros', opts, BASIC)
-  return finish(wrap_as('mtt.zeros', C.mtt_zeros(#shape, U.int64s(shape), dt(o, 'mtt.zeros'), dev(o, 'mtt.zeros'))), o)
+  local dtype, device = place(o, 'mtt.zeros')
+  return finish(wrap_as('mtt.zeros', C.mtt_zeros(#shape, U.int64s(shape), dtype, device)), o)
 end
 
 local function full(fname, shape, v, o)
-  return finish(wrap_as(fname, C.mtt_full(#shape, U.int64s(shape), v, dt(o, fname), dev(o, fname))), o)
+  local dtype, device = place(o, fname)
+  return finish(wrap_as(fname, C.mtt_full(#shape, U.int64s(shape), v, dtype, device)), o)
 end
 
 function M.ones(...)
@@ -149,29 +157,34 @@ function M.arange(...)
   if type(a[#a]) == 'table' then opts = table.remove(a) end
   local o = options.check('mtt.arange', opts, BASIC)
   for i = 1, #a do
-    if type(a[i]) ~= 'number' then raise(string.format('mtt.arange: argument %d is a %s, expected a number', i, type(a[i]))) end
+    if type(a[i]) ~= 'number' then
+      raise(string.format('mtt.arange: argument %d is a %s, expected a number', i, type(a[i])))
+    end
   end
   local start, stop, step
   if #a == 1 then start, stop, step = 0, a[1], 1
   elseif #a == 2 or #a == 3 then start, stop, step = a[1], a[2], a[3] or 1
   else raise('mtt.arange: expected (stop) or (start, stop[, step]), got ' .. #a .. ' numbers') end
   if step == 0 then raise('mtt.arange: step must not be 0') end
-  return finish(wrap_as('mtt.arange', C.mtt_arange(start, stop, step, dt(o, 'mtt.arange'), dev(o, 'mtt.arange'))), o)
+  local dtype, device = place(o, 'mtt.arange')
+  return finish(wrap_as('mtt.arange', C.mtt_arange(start, stop, step, dtype, device)), o)
 end
 
 -- ---- random ----
 function M.rand(...)
   local shape, opts = U.shape_args('mtt.rand', ...)
   local o = options.check('mtt.rand', opts, RANDOM)
-  return finish(wrap_as('mtt.rand', C.mtt_rand(#shape, U.int64s(shape), dt(o, 'mtt.rand'), dev(o, 'mtt.rand'),
-    random.gen_ptr(o.generator))), o)
+  local dtype, device = place(o, 'mtt.rand')
+  local gen = random.gen_ptr(o.generator)
+  return finish(wrap_as('mtt.rand', C.mtt_rand(#shape, U.int64s(shape), dtype, device, gen)), o)
 end
 
 function M.randn(...)
   local shape, opts = U.shape_args('mtt.randn', ...)
   local o = options.check('mtt.randn', opts, RANDOM)
-  return finish(wrap_as('mtt.randn', C.mtt_randn(#shape, U.int64s(shape), dt(o, 'mtt.randn'), dev(o, 'mtt.randn'),
-    random.gen_ptr(o.generator))), o)
+  local dtype, device = place(o, 'mtt.randn')
+  local gen = random.gen_ptr(o.generator)
+  return finish(wrap_as('mtt.randn', C.mtt_randn(#shape, U.int64s(shape), dtype, device, gen)), o)
 end
 
 function M.rand_like(t, opts) return M.rand(like_opts('mtt.rand_like', t, opts, RANDOM)) end
@@ -180,13 +193,16 @@ function M.randn_like(t, opts) return M.randn(like_opts('mtt.randn_like', t, opt
 -- randint(low, high, shape[, opts]): integers in [low, high), i32.
 function M.randint(low, high, shape, opts)
   if not U.is_int(low) or not U.is_int(high) then
-    raise(string.format('mtt.randint: low and high must be integers, got %s and %s', tostring(low), tostring(high)))
+    raise(string.format('mtt.randint: low and high must be integers, got %s and %s',
+      tostring(low), tostring(high)))
   end
   if type(shape) == 'number' then shape = { shape } end
   if type(shape) ~= 'table' then raise('mtt.randint: shape must be a table of sizes, got ' .. type(shape)) end
   U.check_shape(shape, 'mtt.randint')
   local o = options.check('mtt.randint', opts, 'device:string generator:generator')
-  return wrap_as('mtt.randint', C.mtt_randint(low, high, #shape, U.int64s(shape), dev(o, 'mtt.randint'), random.gen_ptr(o.generator)))
+  local device = U.device_id(o.device or 'cpu', 'mtt.randint')
+  local gen = random.gen_ptr(o.generator)
+  return wrap_as('mtt.randint', C.mtt_randint(low, high, #shape, U.int64s(shape), device, gen))
 end
 
 return M

@@ -35,14 +35,22 @@ end
 M.cdef_text = M.ffi_text(read_file(M.header))
 ffi.cdef(M.cdef_text)
 
--- The mtt command exports MTT_LIBRARY (absolute path); plain luajit falls back on the
--- dynamic loader's search path.
-M.library = os.getenv('MTT_LIBRARY') or 'mtt'
-local ok, lib = pcall(ffi.load, M.library)
-if not ok then
-  error('mtt: cannot load libmtt from \'' .. M.library .. '\' (' .. tostring(lib) ..
+-- The mtt command exports MTT_LIBRARY (absolute path). Plain luajit tries the default build
+-- folder of build.sh, then the dynamic loader's search path.
+local candidates = os.getenv('MTT_LIBRARY') and { os.getenv('MTT_LIBRARY') }
+  or { M.root .. '/build/libmtt.so', 'mtt' }
+local errors = {}
+for _, path in ipairs(candidates) do
+  local ok, lib = pcall(ffi.load, path)
+  if ok then
+    M.C, M.library = lib, path
+    break
+  end
+  errors[#errors + 1] = tostring(lib)
+end
+if not M.C then
+  error('mtt: cannot load libmtt (' .. table.concat(errors, '; ') ..
         '); run through the mtt command or set MTT_LIBRARY to the path of libmtt.so', 0)
 end
-M.C = lib
 
 return M

@@ -72,7 +72,8 @@ mtt.cuda = { available = function() return C.mtt_cuda_available() ~= 0 end }
 function mtt.ops()
   local list = {}
   for i = 0, C.mtt_op_count() - 1 do
-    list[#list + 1] = { name = ffi.string(C.mtt_op_name(i)), differentiable = C.mtt_op_is_differentiable(i) ~= 0 }
+    list[#list + 1] = { name = ffi.string(C.mtt_op_name(i)),
+      differentiable = C.mtt_op_is_differentiable(i) ~= 0 }
   end
   return list
 end

@@ -14,7 +14,8 @@ local optim = {}
 
 local function check_params(fname, params)
   if type(params) ~= 'table' or is_tensor(params) then
-    raise(fname .. ': params must be a table of tensors, got ' .. (is_tensor(params) and 'a tensor' or type(params)))
+    raise(fname .. ': params must be a table of tensors, got ' ..
+      (is_tensor(params) and 'a tensor' or type(params)))
   end
   if #params == 0 then raise(fname .. ': params is empty') end
   local list = {}
@@ -86,7 +87,8 @@ function Optimizer:load_state_dict(sd)
   for _, k in ipairs(self._hyper) do known[k] = true end
   for k, v in pairs(sd.hyper) do
     if not known[k] then
-      raise(string.format("%s: unknown hyperparameter '%s' (accepted: %s)", fname, tostring(k), table.concat(self._hyper, ', ')))
+      raise(string.format("%s: unknown hyperparameter '%s' (accepted: %s)", fname, tostring(k),
+        table.concat(self._hyper, ', ')))
     end
     if type(v) ~= type(self[k]) then
       raise(string.format("%s: hyperparameter '%s' must be a %s, got %s", fname, k, type(self[k]), type(v)))
@@ -96,12 +98,15 @@ function Optimizer:load_state_dict(sd)
   for i, s in pairs(type(sd.state) == 'table' and sd.state or {}) do
     local p = self.params[i]
     if not p then
-      raise(string.format('%s: state for parameter %s, but the optimizer has %d parameters', fname, tostring(i), #self.params))
+      raise(string.format('%s: state for parameter %s, but the optimizer has %d parameters', fname, tostring(i),
+        #self.params))
     end
     state[i] = {}
     for _, name in ipairs(self._state_names) do
       local t = s[name]
-      if not is_tensor(t) then raise(string.format("%s: state[%d].%s is missing or not a tensor", fname, i, name)) end
+      if not is_tensor(t) then
+        raise(string.format('%s: state[%d].%s is missing or not a tensor', fname, i, name))
+      end
       if U.tshape(t) ~= U.tshape(p) or t.dtype_id ~= p.dtype_id then
         raise(string.format('%s: state[%d].%s is %s %s, parameter %d is %s %s', fname, i, name,
           U.tshape(t), U.dtype_names[t.dtype_id], i, U.tshape(p), U.dtype_names[p.dtype_id]))
@@ -123,11 +128,14 @@ end
 -- ---- SGD ----
 local SGD = setmetatable({}, { __index = Optimizer })
 SGD.__index = SGD
-SGD.__tostring = function(s) return string.format('SGD(lr=%g, momentum=%g, %d params)', s.lr, s.momentum, #s.params) end
+SGD.__tostring = function(s)
+  return string.format('SGD(lr=%g, momentum=%g, %d params)', s.lr, s.momentum, #s.params)
+end
 
 -- SGD(params, {lr =, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false})
 function optim.SGD(params, opts)
-  local o = options.check('SGD', opts, 'lr:number momentum:number dampening:number weight_decay:number nesterov:boolean')
+  local o = options.check('SGD', opts,
+    'lr:number momentum:number dampening:number weight_decay:number nesterov:boolean')
   if o.lr == nil then raise("SGD: option 'lr' is required") end
   local self = new(SGD, 'SGD', check_params('SGD', params),
     { 'lr', 'momentum', 'dampening', 'weight_decay', 'nesterov' }, { 'momentum_buffer' })
@@ -178,7 +186,9 @@ end
 -- ---- AdamW ----
 local AdamW = setmetatable({}, { __index = Optimizer })
 AdamW.__index = AdamW
-AdamW.__tostring = function(s) return string.format('AdamW(lr=%g, weight_decay=%g, %d params)', s.lr, s.weight_decay, #s.params) end
+AdamW.__tostring = function(s)
+  return string.format('AdamW(lr=%g, weight_decay=%g, %d params)', s.lr, s.weight_decay, #s.params)
+end
 
 -- AdamW(params, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01})
 function optim.AdamW(params, opts)

@@ -11,7 +11,7 @@ local C = require('mtt.ffi').C
 local U = require 'mtt.util'
 local options = require 'mtt.options'
 
-local raise, check, check_status = U.raise, U.check, U.check_status
+local raise, check_status = U.raise, U.check_status
 
 local M = {}
 local T = {}      -- methods
@@ -22,10 +22,26 @@ local ct = ffi.typeof('mtt_tensor')
 M.ctype = ct
 options.set_tensor_type(ct)
 
+-- Lua's collector sees a tensor as a few bytes and would let GBs of C buffers pile up
+-- between its cycles (a loop making 8 MB temporaries reached 2.4 GB). So every tensor handed
+-- to Lua counts its size, and after M.gc_every bytes (or 4x the Lua heap, if larger) a full
+-- collection runs and releases the unreachable ones.
+M.gc_every = 256 * 2 ^ 20
+local pending = 0
+local elem_size = { [0] = 4, 8, 4, 2, 2 }
+local function account(p)
+  pending = pending + tonumber(p.nelem) * (elem_size[p.dtype_id] or 8)
+  if pending > M.gc_every and pending > 4096 * collectgarbage('count') then
+    pending = 0
+    collectgarbage()
+  end
+end
+
 local release = C.mtt_tensor_release
 -- New reference from C -> Lua tensor (NULL -> error with the core's message).
 local function wrap(p)
   if p == nil then raise(U.last_error()) end
+  account(p)
   return ffi.gc(p[0], release)
 end
 M.wrap = wrap
@@ -38,6 +54,7 @@ function M.wrap_as(fname, p)
     if not msg:find('^[%w_.:]+: ') then msg = fname .. ': ' .. msg end
     raise(msg)
   end
+  account(p)
   return ffi.gc(p[0], release)
 end
 
@@ -247,7 +264,7 @@ end
 
 -- unsqueeze(d): the new dim's position in the result (1..ndim+1, or negative: -1 = last).
 function T.unsqueeze(t, d)
-  return wrap(C.mtt_unsqueeze(t, U.dim0(d, t.ndim + 1, 'unsqueeze', U.tshape(t))))
+  return wrap(C.mtt_unsqueeze(t, U.dim0(d, t.ndim + 1, 'unsqueeze', t)))
 end
 
 -- flatten([start=1[, stop=-1]]): merges dims start..stop.
@@ -367,7 +384,9 @@ function T.to(t, what)
   if type(what) == 'string' then
     if U.dtype_ids[what] then dtype = what
     elseif U.device_ids[what] then device = what
-    else raise(string.format("to: unknown dtype or device '%s' (accepted: f32, f64, i32, bf16, f16, cpu, cuda)", what)) end
+    else
+      raise(string.format("to: unknown dtype or device '%s' (accepted: f32, f64, i32, bf16, f16, cpu, cuda)", what))
+    end
   else
     local o = options.check('to', what, 'dtype:string device:string')
     dtype, device = o.dtype, o.device

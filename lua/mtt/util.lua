@@ -139,18 +139,19 @@ function U.shape_args(fname, ...)
 end
 
 -- ---- dims: 1-based, negative from the end ----
--- Returns the 0-based dim for a tensor of ndim dims (ndim + 1 for unsqueeze-like calls).
-function U.dim0(d, ndim, fname, shape_text)
+-- Returns the 0-based dim for a tensor of ndim dims (ndim + 1 for unsqueeze-like calls); t
+-- (optional) only names the shape in the error message.
+function U.dim0(d, ndim, fname, t)
   if not U.is_int(d) or d == 0 or d > ndim or d < -ndim then
     local range = ndim > 0 and string.format('1..%d or -%d..-1', ndim, ndim) or 'none'
     raise(string.format('%s: dim %s out of range for a tensor of shape %s (valid: %s)',
-      fname, tostring(d), shape_text or '?', range))
+      fname, tostring(d), t and U.tshape(t) or '?', range))
   end
   return d > 0 and d - 1 or ndim + d
 end
 
 function U.tdim(t, d, fname)
-  return U.dim0(d, t.ndim, fname, U.tshape(t))
+  return U.dim0(d, t.ndim, fname, t)
 end
 
 return U

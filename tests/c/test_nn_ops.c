@@ -247,6 +247,7 @@ static void test_matmul_case(const char *name, int na, const int64_t *sa, int nb
 }
 
 static void test_matmul(void) {
+  int64_t p_b_shape[2] = {4, 5};
   /* hand-checked 2x3 @ 3x2 */
   int64_t s23[2] = {2, 3}, s32[2] = {3, 2};
   double av[6] = {1, 2, 3, 4, 5, 6}, bv[6] = {7, 8, 9, 10, 11, 12};
@@ -317,6 +318,43 @@ static void test_matmul(void) {
   gradcheck("matmul permuted ND@2D grad", op_matmul, 2, ppin, NULL);
   mtt_tensor *rel[] = {p0, pbt, pp, pc};
   for (int i = 0; i < 4; i++) mtt_tensor_release(rel[i]);
+
+  /* a stride-0 (expanded) operand and an inner layout BLAS cannot read (copied by the kernel) */
+  int64_t xa[3] = {2, 3, 4}, xb1[3] = {1, 4, 5}, xbe[3] = {2, 4, 5}, xbs[1] = {2};
+  mtt_tensor *ea = random_tensor(3, xa, MTT_F64, 0), *eb = random_tensor(3, xb1, MTT_F64, 0);
+  mtt_tensor *ebx = mtt_expand(eb, 3, xbe);
+  mtt_tensor *ec = mtt_matmul(ea, ebx);
+  double *eref = naive_matmul(ea, ebx, 1, xbs);
+  check_values("matmul expanded operand", ec, eref, 1e-12);
+  free(eref);
+  int64_t wide[2] = {3, 8};
+  mtt_tensor *w8 = random_tensor(2, wide, MTT_F64, 0), *ws2 = mtt_slice(w8, 1, 0, 8, 2); /* [3,4], col stride 2 */
+  mtt_tensor *m45 = random_tensor(2, p_b_shape, MTT_F64, 0);
+  mtt_tensor *sc = mtt_matmul(ws2, m45);
+  double *sref = naive_matmul(ws2, m45, 0, NULL);
+  check_values("matmul strided columns", sc, sref, 1e-12);
+  free(sref);
+  mtt_tensor *rel3[] = {ea, eb, ebx, ec, w8, ws2, m45, sc};
+  for (int i = 0; i < 8; i++) mtt_tensor_release(rel3[i]);
+
+  /* big enough to be cut into tiles in both dims: the tiles must add up to the product */
+  int64_t ba[2] = {300, 64}, bb[2] = {64, 600}; /* cut into 2 x 2 tiles */
+  mtt_tensor *big_a = random_tensor(2, ba, MTT_F32, 0), *big_b = random_tensor(2, bb, MTT_F32, 0);
+  mtt_tensor *big_c = mtt_matmul(big_a, big_b);
+  double *va = values_of(big_a), *vb = values_of(big_b), *vref = malloc(sizeof(double) * 300 * 600);
+  for (int i = 0; i < 300; i++)
+    for (int j = 0; j < 600; j++) {
+      double acc = 0;
+      for (int l = 0; l < 64; l++) acc += va[i * 64 + l] * vb[l * 600 + j];
+      vref[i * 600 + j] = acc;
+    }
+  check_values("matmul tiled", big_c, vref, 1e-5);
+  free(va);
+  free(vb);
+  free(vref);
+  mtt_tensor_release(big_a);
+  mtt_tensor_release(big_b);
+  mtt_tensor_release(big_c);
 
   /* 1-D operands as torch.matmul */
   int64_t s3[1] = {3}, s2[1] = {2};
@@ -662,6 +700,16 @@ static void test_attention(void) {
     attention_case("attention Tq != Tk, Dv != D", 3, q3, k3s, v3, (att_ctx){0, 0, 0}, dtype);
     attention_case("attention Tq < Tk causal", 3, q3, k3s, v3, (att_ctx){1, 0, 0}, dtype);
   }
+  /* a layout BLAS cannot read (every other column of a wider tensor) is copied first */
+  int64_t wq[3] = {2, 5, 6}, nq[3] = {2, 5, 3};
+  mtt_tensor *wide = random_tensor(3, wq, MTT_F32, 0), *qs2 = mtt_slice(wide, 2, 0, 6, 2);
+  mtt_tensor *kk = random_tensor(3, nq, MTT_F32, 0);
+  mtt_tensor *ya = mtt_attention(qs2, kk, qs2, 1, 0);
+  double *aref = naive_attention(qs2, kk, qs2, 1, 1 / sqrt(3.0));
+  check_values("attention strided columns", ya, aref, 1e-5);
+  free(aref);
+  mtt_tensor *rel4[] = {wide, qs2, kk, ya};
+  for (int i = 0; i < 4; i++) mtt_tensor_release(rel4[i]);
   /* more rows than one block (64), to cover the causal block skipping */
   int64_t big[3] = {1, 70, 2};
   attention_case("attention two blocks causal", 3, big, big, big, (att_ctx){1, 0, 0}, MTT_F32);
@@ -702,6 +750,21 @@ static void test_dropout(void) {
   free(v);
   free(v2);
   free(v3);
+  /* the documented rule: kept iff uniform01(word 0 of philox(seed, offset + i)) > p, with
+   * uniform01(w) = ((w >> 8) + 1) / 2^24; mtt_rand gives word 0 as w / 2^32 */
+  mtt_generator g3 = {.seed = 1, .offset = 0};
+  mtt_tensor *u = mtt_rand(1, s, MTT_F64, MTT_CPU, &g3);
+  double *uv = values_of(u), *yv = values_of(y);
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < 10000; i++) {
+    uint32_t w = (uint32_t)(uv[i] * 4294967296.0);
+    int keep = ((double)(w >> 8) + 1.0) / 16777216.0 > 0.25;
+    wrong += keep != (yv[i] != 0);
+  }
+  CHECK(wrong == 0, "dropout mask differs from the Philox rule at %lld places", (long long)wrong);
+  free(uv);
+  free(yv);
+  mtt_tensor_release(u);
   mtt_tensor *y0 = mtt_dropout(x, 0.0, NULL);
   CHECK(y0 && y0 != x && y0->nelem == 10000, "dropout p = 0 is a copy");
   if (y0) {
@@ -757,7 +820,10 @@ static double *run_all(int64_t *count) {
     fprintf(stderr, "FAIL: run_all: %s\n", mtt_last_error());
     exit(1);
   }
-  mtt_tensor *parts[] = {loss, sm, lsm, mtt_grad(x), mtt_grad(lw), mtt_grad(lb), mtt_grad(w), mtt_grad(emb)};
+  int64_t ba[2] = {300, 64}, bb[2] = {64, 600}; /* a product cut into tiles */
+  mtt_tensor *ta = random_tensor(2, ba, MTT_F32, 0), *tb = random_tensor(2, bb, MTT_F32, 0);
+  mtt_tensor *tc = mtt_matmul(ta, tb);
+  mtt_tensor *parts[] = {loss, sm, lsm, tc, mtt_grad(x), mtt_grad(lw), mtt_grad(lb), mtt_grad(w), mtt_grad(emb)};
   int np = sizeof parts / sizeof parts[0];
   int64_t total = 0;
   for (int i = 0; i < np; i++) total += parts[i]->nelem;
@@ -767,8 +833,9 @@ static double *run_all(int64_t *count) {
     p += parts[i]->nelem;
   }
   *count = total;
-  for (int i = 3; i < np; i++) mtt_tensor_release(parts[i]);
-  mtt_tensor *rel[] = {x, lw, lb, w, emb, ids, e, h, n, nv, qt, att, at, ac, av, logits, logits_d, tg, loss, sm, lsm};
+  for (int i = 4; i < np; i++) mtt_tensor_release(parts[i]);
+  mtt_tensor *rel[] = {x, lw, lb, w, emb, ids, e, h, n, nv, qt, att, at,
+                       ac, av, logits, logits_d, tg, loss, sm, lsm, ta, tb, tc};
   for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) mtt_tensor_release(rel[i]);
   return all;
 }

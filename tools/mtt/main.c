@@ -40,7 +40,8 @@ static const char usage[] =
     "       mtt repl                     interactive prompt (default on a terminal)\n"
     "       mtt --version                versions of mtt, LuaJIT and the BLAS in use\n"
     "       mtt --help                   this text\n"
-    "environment: MTT_LIBRARY (libmtt.so to load), MTT_HISTORY (REPL history file),\n"
+    "environment: MTT_LIBRARY (libmtt.so to load), MTT_ROOT (folder holding lua/ and core/),\n"
+    "             MTT_HISTORY (REPL history file),\n"
     "             OPENBLAS_CORETYPE / MTT_NO_CORETYPE (BLAS kernel choice), OMP_NUM_THREADS\n";
 
 const char *mtt_tool_errtext(lua_State *L) {
@@ -109,21 +110,14 @@ static int push_args(lua_State *L, char **argv, int argc, int first) {
   return argc > first ? argc - first : 0;
 }
 
-/* mtt = require 'mtt' as a global (for -e and the REPL) */
-static int preload_mtt(lua_State *L, int quiet_fail) {
+/* mtt = require 'mtt' as a global (for -e) */
+static int preload_mtt(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "mtt");
   int status = mtt_tool_pcall(L, 1, 1, 0);
-  if (status == 0) {
-    lua_setglobal(L, "mtt");
-    return 0;
-  }
-  if (quiet_fail) {
-    fprintf(stderr, "mtt: warning: the mtt package did not load: %s\n", mtt_tool_errtext(L));
-    lua_pop(L, 1);
-    return 0;
-  }
-  return report(L, status);
+  if (status != 0) return report(L, status);
+  lua_setglobal(L, "mtt");
+  return 0;
 }
 
 static int run_file(lua_State *L, const char *path, char **argv, int argc, int script) {
@@ -138,7 +132,7 @@ static int run_file(lua_State *L, const char *path, char **argv, int argc, int s
 
 static int run_string(lua_State *L, const char *code, char **argv, int argc, int script) {
   set_arg_table(L, argv, argc, script);
-  if (preload_mtt(L, 0)) return 1;
+  if (preload_mtt(L)) return 1;
   int status = luaL_loadbuffer(L, code, strlen(code), "=(command line)");
   if (status == 0) {
     int n = push_args(L, argv, argc, script + 1);

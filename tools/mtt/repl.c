@@ -12,7 +12,8 @@
  *   before the hook fires ends the process, the way out of a compiled endless loop.
  *   Ctrl-C at the prompt discards the line being typed.
  * - History in ~/.mtt_history (MTT_HISTORY overrides); Tab completes globals, fields and
- *   methods (a.b<Tab>, t:re<Tab>) through lua/mtt/complete.lua.
+ *   methods (a.b<Tab>, t:re<Tab>) through lua/mtt/complete.lua; results print through
+ *   lua/mtt/show.lua (tables as constructors).
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -133,15 +134,30 @@ static int is_incomplete(lua_State *L, int status) {
   return msg && len >= m && strcmp(msg + len - m, mark) == 0;
 }
 
+/* Prints the results at base..top: through require('mtt.show') (tables as constructors), or
+ * print when that module is missing. */
 static void print_results(lua_State *L, int base) {
   int n = lua_gettop(L) - base + 1;
   if (n <= 0) return;
-  lua_getglobal(L, "print");
-  lua_insert(L, base);
-  if (lua_pcall(L, n, 0, 0) != 0) {
-    fprintf(stderr, "error printing the result: %s\n", mtt_tool_errtext(L));
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "mtt.show");
+  if (lua_pcall(L, 1, 1, 0) != 0 || !lua_isfunction(L, -1)) {
     lua_pop(L, 1);
+    lua_getglobal(L, "print");
+    lua_insert(L, base);
+    if (lua_pcall(L, n, 0, 0) != 0) {
+      fprintf(stderr, "error printing the result: %s\n", mtt_tool_errtext(L));
+      lua_pop(L, 1);
+    }
+    return;
   }
+  lua_insert(L, base);
+  if (lua_pcall(L, n, 1, 0) != 0) {
+    fprintf(stderr, "error printing the result: %s\n", mtt_tool_errtext(L));
+  } else {
+    printf("%s\n", lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
 }
 
 /* Runs the function on top of the stack, prints its results or its error. */
