@@ -30,6 +30,9 @@ struct mtt_storage {
   size_t nbytes;
   void *data;
   uint64_t version; /* bumped on every in-place write */
+  /* Memory not from the backend (e.g. a memory-mapped file): released by this callback. */
+  void (*release)(void *ctx);
+  void *release_ctx;
 };
 
 /* ---- errors (error.c) ---- */
@@ -50,6 +53,11 @@ bool mtt_is_float_dtype(int dtype);
 /* New contiguous tensor, uninitialized; NULL with MTT_ERR_MEMORY on failure. */
 mtt_tensor *mtt_tensor_new(int ndim, const int64_t *shape, int dtype, int device);
 mtt_tensor *mtt_tensor_new_like(const mtt_tensor *t);
+/* A cpu tensor over memory the caller owns (e.g. an mmap of a safetensors file), contiguous at
+ * data; release(ctx) runs when the last tensor using it goes. Writes must be safe on that memory
+ * (map files MAP_PRIVATE, read-write: copy on write). */
+mtt_tensor *mtt_tensor_from_external(int ndim, const int64_t *shape, int dtype, void *data, size_t nbytes,
+                                     void (*release)(void *ctx), void *ctx);
 /* A view sharing t's storage (retained); no autograd. */
 mtt_tensor *mtt_tensor_alias(const mtt_tensor *t, int ndim, const int64_t *shape, const int64_t *strides,
                              int64_t offset);

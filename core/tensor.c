@@ -129,10 +129,34 @@ mtt_tensor *mtt_tensor_alias(const mtt_tensor *t, int ndim, const int64_t *shape
 
 static void storage_release(mtt_storage *s) {
   if (s && --s->refcount == 0) {
-    const mtt_backend *be = mtt_backend_for(s->device);
-    if (be) be->free(s->data);
+    if (s->release) {
+      s->release(s->release_ctx);
+    } else {
+      const mtt_backend *be = mtt_backend_for(s->device);
+      if (be) be->free(s->data);
+    }
     free(s);
   }
+}
+
+mtt_tensor *mtt_tensor_from_external(int ndim, const int64_t *shape, int dtype, void *data, size_t nbytes,
+                                     void (*release)(void *ctx), void *ctx) {
+  int64_t n = checked_numel("from_external", ndim, shape, dtype);
+  if (n < 0) return NULL;
+  if ((size_t)n * mtt_dtype_size(dtype) > nbytes)
+    MTT_FAIL_NULL(MTT_ERR_SHAPE, "from_external: %s %s needs %zu bytes, the buffer has %zu", mtt_dtype_name(dtype),
+                  mtt_shape_str(ndim, shape), (size_t)n * mtt_dtype_size(dtype), nbytes);
+  mtt_storage *s = calloc(1, sizeof *s);
+  mtt_tensor *t = s ? tensor_struct(ndim, shape, dtype, MTT_CPU) : NULL;
+  if (!t) {
+    free(s);
+    MTT_FAIL_NULL(MTT_ERR_MEMORY, "from_external: out of memory");
+  }
+  *s = (mtt_storage){.refcount = 1, .device = MTT_CPU, .nbytes = nbytes, .data = data, .release = release,
+                     .release_ctx = ctx};
+  t->storage = s;
+  mtt_contiguous_strides(ndim, shape, t->strides);
+  return t;
 }
 
 void mtt_tensor_retain(mtt_tensor *t) {

@@ -195,6 +195,10 @@ int mtt_sgd_step(int n, mtt_tensor **params, mtt_tensor **momentum_bufs, double 
 int mtt_adamw_step(int n, mtt_tensor **params, mtt_tensor **exp_avg, mtt_tensor **exp_avg_sq, int64_t step,
                    double lr, double beta1, double beta2, double eps, double weight_decay);
 int mtt_clip_grad_norm(int n, mtt_tensor **params, double max_norm, double *total_norm);
+
+/* ---- [tokenizer section (core/tokenizer*.c)] ---- */
+
+/* ---- [io section: safetensors, archives (core/io/)] ---- */
 /* MTT_FFI_END */
 
 #ifdef __cplusplus
