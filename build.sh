@@ -58,7 +58,8 @@ case "${1:-}" in
     build
     build_sanitized
     ctest --test-dir build --output-on-failure -j "$JOBS"
-    ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-sanitize --output-on-failure -L c
+    # no block cache under the sanitizers, so that every use after free is caught
+    MTT_CPU_CACHE_MB=0 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-sanitize --output-on-failure -L c
     ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

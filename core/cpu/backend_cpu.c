@@ -4,13 +4,11 @@
 #include "backend.h"
 #include "cpu/kernels_cpu.h"
 
-static void *cpu_alloc(size_t nbytes) { return aligned_alloc(64, (nbytes + 63) & ~(size_t)63); }
-static void cpu_free(void *ptr) { free(ptr); }
 
 const mtt_backend mtt_backend_cpu = {
     .name = "cpu",
-    .alloc = cpu_alloc,
-    .free = cpu_free,
+    .alloc = mtt_cpu_alloc,
+    .free = mtt_cpu_free,
     .copy = mtt_cpu_copy,
     .fill = mtt_cpu_fill,
     .rand = mtt_cpu_rand,

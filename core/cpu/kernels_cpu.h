@@ -3,6 +3,9 @@
 #define MTT_KERNELS_CPU_H
 #include "backend.h"
 
+/* alloc_cpu.c: caching allocator (64-byte aligned) */
+void *mtt_cpu_alloc(size_t nbytes);
+void mtt_cpu_free(void *ptr);
 /* data.c */
 int mtt_cpu_copy(mtt_tensor *dst, const mtt_tensor *src);
 int mtt_cpu_fill(mtt_tensor *dst, double value);
