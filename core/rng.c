@@ -1,26 +1,10 @@
-/* rng.c: Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", 2011).
- * A counter-based generator: the numbers for element i depend only on (seed, counter), so any
- * thread (or a GPU) can produce any element, and a seed means the same stream everywhere. */
+/* rng.c: the Philox4x32-10 generator (philox.h), counter-based: the numbers for element i
+ * depend only on (seed, counter), so any thread (or a GPU) can produce any element, and a seed
+ * means the same stream everywhere. */
 #include "internal.h"
+#include "philox.h"
 
-void mtt_philox(uint64_t seed, uint64_t counter, uint32_t out[4]) {
-  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-  for (int round = 0; round < 10; round++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-    c1 = (uint32_t)p1;
-    c3 = (uint32_t)p0;
-    c0 = n0;
-    c2 = n2;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  out[0] = c0;
-  out[1] = c1;
-  out[2] = c2;
-  out[3] = c3;
-}
+void mtt_philox(uint64_t seed, uint64_t counter, uint32_t out[4]) { mtt_philox_inline(seed, counter, out); }
 
 float mtt_uniform01(uint32_t word) {
   /* 24 random bits -> (0, 1]: never 0, so log() in Box-Muller is safe. */

@@ -12,7 +12,6 @@
 
 #include "cpu/kernels_cpu.h"
 
-#pragma GCC optimize("no-trapping-math") /* lets the max and select loops vectorize (see nn_cpu.c) */
 
 #define ATT_BLOCK 64
 

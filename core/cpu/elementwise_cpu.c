@@ -6,35 +6,17 @@
 
 #include "cpu/kernels_cpu.h"
 #include "cpu/strided.h"
+#include "cpu/vec_math.h"
 
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_C 0.044715
-
-/* exp for f32 written branch-free so that gcc vectorizes the loops that call it (libm's expf
- * and tanhf are scalar calls and dominated GELU): x = n ln2 + r with |r| <= ln2/2 (Cody-Waite
- * split of ln2), exp(r) by its degree-6 Taylor polynomial (relative error < 2e-7), times 2^n
- * built in the exponent bits. */
-static inline float vec_expf(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-  float n = (x * 1.44269504f + magic) - magic;
-  float r = x - n * 0.693359375f - n * -2.12194440e-4f;
-  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
-/* tanh(u) = 1 - 2 / (exp(2u) + 1): absolute error ~1e-7, which is what GELU needs. */
-static inline float vec_tanhf(float u) { return 1.0f - 2.0f / (vec_expf(2.0f * u) + 1.0f); }
 
 static void gelu_f32(float *y, const float *x, int64_t n) {
   const float k = (float)GELU_K, c = (float)GELU_C;
 #pragma omp parallel for schedule(static) num_threads(mtt_threads_for(n * 8))
   for (int64_t i = 0; i < n; i++) {
     float v = x[i];
-    y[i] = 0.5f * v * (1.0f + vec_tanhf(k * (v + c * v * v * v)));
+    y[i] = 0.5f * v * (1.0f + mtt_tanh_f32(k * (v + c * v * v * v)));
   }
 }
 
@@ -42,7 +24,7 @@ static void gelu_backward_f32(float *gx, const float *gy, const float *x, int64_
   const float k = (float)GELU_K, c = (float)GELU_C;
 #pragma omp parallel for schedule(static) num_threads(mtt_threads_for(n * 8))
   for (int64_t i = 0; i < n; i++) {
-    float v = x[i], th = vec_tanhf(k * (v + c * v * v * v));
+    float v = x[i], th = mtt_tanh_f32(k * (v + c * v * v * v));
     gx[i] = gy[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * k * (1.0f + 3.0f * c * v * v));
   }
 }

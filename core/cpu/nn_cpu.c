@@ -11,43 +11,18 @@
 #include <string.h>
 
 #include "cpu/kernels_cpu.h"
+#include "cpu/vec_math.h"
+#include "philox.h"
 
-/* Float compares may not raise exceptions here (we never unmask them), which lets gcc turn the
- * selects below into vector blends: without this, no loop with a compare vectorizes. Values
- * are unchanged (IEEE results do not depend on it). */
-#pragma GCC optimize("no-trapping-math")
 
 /* ---- exp and max over a row ---- */
 
-/* exp(x) for f32: x = n ln2 + r with |r| <= ln2/2, exp(r) by the Cephes polynomial (about 2 ulp),
- * times 2^n built in the exponent bits. 0 below -87.33 (no denormals), inf above 88.72, NaN
- * stays NaN. Branch-free, so that loops calling it vectorize; out-of-range x only clamps n
- * (keeping 2^n a normal number) and is then replaced by 0 or inf. */
-static inline float exp_f32(float x) {
-  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-  n = n < -126.0f ? -126.0f : n;
-  n = n > 127.0f ? 127.0f : n;
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  float y = p * scale;
-  y = x < -87.33f ? 0.0f : y;
-  return x > 88.72f ? INFINITY : y;
-}
 
 float mtt_cpu_expsum_f32(float *y, const float *x, float shift, int64_t n) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t j = 0; j < n; j++) {
-    float e = exp_f32(x[j] - shift);
+    float e = mtt_exp_f32(x[j] - shift);
     y[j] = e;
     s += e;
   }
@@ -138,7 +113,7 @@ int mtt_cpu_softmax_backward(mtt_tensor *gx, const mtt_tensor *gy, const mtt_ten
     }                                                                                        \
   } while (0)
   if (y->dtype_id == MTT_F32)
-    SOFTMAX_BACKWARD_ROWS(float, exp_f32);
+    SOFTMAX_BACKWARD_ROWS(float, mtt_exp_f32);
   else
     SOFTMAX_BACKWARD_ROWS(double, exp);
 #undef SOFTMAX_BACKWARD_ROWS
@@ -408,7 +383,7 @@ int mtt_cpu_cross_entropy_backward(mtt_tensor *gx, const mtt_tensor *gy, const m
     }                                                                                        \
   } while (0)
   if (logits->dtype_id == MTT_F32)
-    CE_BACKWARD_ROWS(float, exp_f32);
+    CE_BACKWARD_ROWS(float, mtt_exp_f32);
   else
     CE_BACKWARD_ROWS(double, exp);
 #undef CE_BACKWARD_ROWS
@@ -417,23 +392,12 @@ int mtt_cpu_cross_entropy_backward(mtt_tensor *gx, const mtt_tensor *gy, const m
 
 /* ---- dropout ---- */
 
-/* Word 0 of mtt_philox(seed, counter) (rng.c), inlined so that the loop below vectorizes; the
- * test checks that the two agree. */
+/* Word 0 of mtt_philox(seed, counter), inlined so that the loop below vectorizes; the test
+ * checks that the two agree. */
 static inline uint32_t philox_word0(uint64_t seed, uint64_t counter) {
-  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-#pragma GCC unroll 10
-  for (int round = 0; round < 10; round++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-    c1 = (uint32_t)p1;
-    c3 = (uint32_t)p0;
-    c0 = n0;
-    c2 = n2;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return c0;
+  uint32_t w[4];
+  mtt_philox_inline(seed, counter, w);
+  return w[0];
 }
 
 int mtt_cpu_dropout(mtt_tensor *out, const mtt_tensor *x, double p, uint64_t seed, uint64_t offset) {
