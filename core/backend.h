@@ -6,8 +6,8 @@
  * fit. Unless a slot says otherwise, inputs are contiguous and outputs are freshly allocated
  * contiguous tensors. Kernels return 0 or a negative mtt_status (after mtt_fail).
  *
- * The cpu table lives in core/cpu/backend_cpu.c; a cuda table will sit beside it. Only
- * backend.c knows which tables exist.
+ * The cpu table lives in core/cpu/backend_cpu.c, the cuda table in core/cuda/backend_cuda.cu.
+ * Only backend.c knows which tables exist.
  */
 #ifndef MTT_BACKEND_H
 #define MTT_BACKEND_H
@@ -133,6 +133,11 @@ typedef struct mtt_backend {
    * place (for clipping). */
   int (*sum_squares)(const mtt_tensor *x, double *out);
   int (*scale)(mtt_tensor *x, double s);
+
+  /* ---- [cuda section: slots of a device with its own memory; NULL in the cpu table] ---- */
+  /* dst and src have the same shape and live on different devices, one of them this backend's;
+   * any strides, converts dtype. mtt_to_device (and the cuda copy, for host sources) use it. */
+  int (*transfer)(mtt_tensor *dst, const mtt_tensor *src);
 } mtt_backend;
 
 const mtt_backend *mtt_backend_for(int device);     /* NULL if that device is not available */

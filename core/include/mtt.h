@@ -196,9 +196,106 @@ int mtt_adamw_step(int n, mtt_tensor **params, mtt_tensor **exp_avg, mtt_tensor 
                    double lr, double beta1, double beta2, double eps, double weight_decay);
 int mtt_clip_grad_norm(int n, mtt_tensor **params, double max_norm, double *total_norm);
 
+/* ---- [cuda section: devices and precision (core/backend.c, core/cuda/)] ----
+ * Every function here works in any build: without the CUDA backend or without a device, the
+ * queries say so (0, a line of text) and the actions fail with a message that says why.
+ * Tensors move with mtt_to_device (the copy is a new leaf: no autograd edge back). */
+/* Arithmetic of f32 matrix products and attention on devices that have faster modes (as
+ * torch.set_float32_matmul_precision): HIGHEST keeps f32 (the default); HIGH lets cuBLAS use
+ * TF32 tensor cores; MEDIUM computes in bf16 on tensor cores with f32 accumulation, while
+ * tensors, master weights and optimizer state stay f32 (bf16 mixed precision). The cpu
+ * always computes in f32. */
+typedef enum mtt_matmul_precision { MTT_MATMUL_HIGHEST = 0, MTT_MATMUL_HIGH = 1, MTT_MATMUL_MEDIUM = 2 } mtt_matmul_precision;
+int mtt_set_float32_matmul_precision(int precision);
+int mtt_get_float32_matmul_precision(void);
+int mtt_cuda_device_count(void);                  /* usable devices; 0 without a device or backend */
+const char *mtt_cuda_device_info(void);           /* the device in a line, or why there is none */
+int mtt_cuda_is_emulated(void);                   /* 1 in libmtt_cudaemu (kernels run on the CPU) */
+int mtt_cuda_synchronize(void);                   /* waits for queued device work; reports its errors */
+int mtt_cuda_memory_stats(int64_t *out4);         /* bytes: in use, cached free, peak in use, device total */
+int mtt_cuda_empty_cache(void);                   /* returns cached free blocks to the device */
+
 /* ---- [tokenizer section (core/tokenizer*.c)] ---- */
+/* Byte-level BPE as GPT-2's. Ids are 0-based. Functions returning int64_t return a count (>= 0)
+ * or a negative mtt_status. Encoding fills a cache: one tokenizer must not be used by two
+ * threads at once. */
+typedef struct mtt_tokenizer mtt_tokenizer;
+typedef struct mtt_bpe_trainer mtt_bpe_trainer;
+mtt_tokenizer *mtt_tokenizer_load(const char *path);  /* Hugging Face tokenizer.json */
+mtt_tokenizer *mtt_tokenizer_load_gpt2(const char *encoder_json, const char *vocab_bpe);
+int mtt_tokenizer_save(const mtt_tokenizer *tok, const char *path);  /* tokenizer.json */
+void mtt_tokenizer_free(mtt_tokenizer *tok);
+int32_t mtt_tokenizer_vocab_size(const mtt_tokenizer *tok);
+int32_t mtt_tokenizer_n_merges(const mtt_tokenizer *tok);
+int mtt_tokenizer_merge(const mtt_tokenizer *tok, int32_t rank, int32_t *a, int32_t *b, int32_t *result);
+int32_t mtt_tokenizer_token_id(const mtt_tokenizer *tok, const char *bytes, size_t len);  /* -1: none */
+const char *mtt_tokenizer_token_bytes(const mtt_tokenizer *tok, int32_t id, size_t *len);  /* NULL: bad id */
+int mtt_tokenizer_is_special(const mtt_tokenizer *tok, int32_t id);
+/* Text -> ids (at most len + 1 of them). split_special = 1 treats special tokens' text as plain
+ * text. Fails if the ids do not fit in capacity. */
+int64_t mtt_tokenizer_encode(mtt_tokenizer *tok, const char *text, size_t len, int split_special, int32_t *ids,
+                             int64_t capacity);
+/* Ids -> bytes: returns the full length, writes at most capacity bytes. */
+int64_t mtt_tokenizer_decode(const mtt_tokenizer *tok, const int32_t *ids, int64_t n, char *out, int64_t capacity);
+/* GPT-2 pre-tokenization alone: the end offset of each piece (count returned, at most capacity written). */
+int64_t mtt_tokenizer_pretokenize(const char *text, size_t len, int64_t *ends, int64_t capacity);
+const char *mtt_tokenizer_unicode_version(void);
+/* Training: feed text (special tokens in it are taken out), then finish with a vocab size that
+ * counts the 256 bytes, the merges and the special tokens (<|endoftext|> is always one). */
+mtt_bpe_trainer *mtt_bpe_trainer_new(int n_special, const char *const *specials, const size_t *special_lens);
+int mtt_bpe_trainer_feed(mtt_bpe_trainer *tr, const char *text, size_t len);
+mtt_tokenizer *mtt_bpe_trainer_finish(mtt_bpe_trainer *tr, int32_t vocab_size, int64_t min_frequency);
+void mtt_bpe_trainer_free(mtt_bpe_trainer *tr);
+
 
 /* ---- [io section: safetensors, archives (core/io/)] ---- */
+/* safetensors (core/io/safetensors.c). Open maps the file (MAP_PRIVATE: tensors may be changed
+ * in place, the file never is) and validates the whole header; a bad file is refused with a
+ * message naming it and the problem. Tensors share the mapping and outlive the handle. Names are
+ * listed in file (data offset) order. Dtypes F32 F64 I32 BF16 F16 map onto the file; the format's
+ * integer and bool dtypes are copied into i32 (range-checked); others (F8...) are refused. */
+typedef struct mtt_safetensors mtt_safetensors;
+mtt_safetensors *mtt_safetensors_open(const char *path);
+void mtt_safetensors_close(mtt_safetensors *f);
+int mtt_safetensors_count(const mtt_safetensors *f);
+const char *mtt_safetensors_name(const mtt_safetensors *f, int i);
+const char *mtt_safetensors_dtype(const mtt_safetensors *f, int i);   /* as written: "F32", "I64"... */
+int mtt_safetensors_shape(const mtt_safetensors *f, int i, int64_t *shape8); /* returns ndim */
+int mtt_safetensors_find(const mtt_safetensors *f, const char *name);  /* index or -1 */
+mtt_tensor *mtt_safetensors_tensor(mtt_safetensors *f, int i);
+/* The same, floating tensors (F16 BF16 F32 F64) converted to dtype (MTT_F32 or MTT_F64; -1: as
+ * stored); integer tensors stay i32. A converted tensor is a copy, not a view of the file. */
+mtt_tensor *mtt_safetensors_tensor_as(mtt_safetensors *f, int i, int dtype);
+int mtt_safetensors_metadata_count(const mtt_safetensors *f);          /* -1: no __metadata__ */
+const char *mtt_safetensors_metadata_key(const mtt_safetensors *f, int i);
+const char *mtt_safetensors_metadata_value(const mtt_safetensors *f, int i);
+/* Writes as the reference writer does (sorted by dtype alignment then name, header padded to 8
+ * bytes) into a temporary file of the same folder renamed over path, so path never holds a
+ * partial file. durable: fsync the file before the rename and the folder after it. */
+int mtt_safetensors_save(const char *path, int n, const char *const *names, mtt_tensor *const *tensors, int n_meta,
+                         const char *const *meta_keys, const char *const *meta_values, int durable);
+
+/* Archives and compressed files, streamed through libarchive (core/io/archive.c): tar, zip, 7z,
+ * cpio, each possibly gz/bz2/xz/lzma/zst/lz4 compressed, or a single plain or compressed file
+ * (one member named after the file without its compression suffix). Only regular files are
+ * listed. next: 1 on the next member, 0 at the end, < 0 on error; read: bytes read, 0 at the
+ * end of the member, < 0 on error. */
+typedef struct mtt_archive mtt_archive;
+mtt_archive *mtt_archive_open(const char *path);
+int mtt_archive_next(mtt_archive *a);
+const char *mtt_archive_name(const mtt_archive *a);
+int64_t mtt_archive_size(const mtt_archive *a);   /* -1 when the archive does not record it */
+const char *mtt_archive_format(const mtt_archive *a); /* "tar", "zip", "raw" (a single file)... */
+int64_t mtt_archive_read(mtt_archive *a, void *buf, int64_t cap);
+void mtt_archive_close(mtt_archive *a);
+
+/* File system (core/io/fs.c): what Lua's io and os libraries lack. */
+typedef struct mtt_fs_dir mtt_fs_dir;
+int mtt_fs_makedirs(const char *path);
+int mtt_fs_stat(const char *path, int64_t *size, int64_t *mtime_ns, int *is_dir);
+mtt_fs_dir *mtt_fs_dir_open(const char *path);
+const char *mtt_fs_dir_next(mtt_fs_dir *d);   /* NULL at the end; skips . and .. */
+void mtt_fs_dir_close(mtt_fs_dir *d);
 /* MTT_FFI_END */
 
 #ifdef __cplusplus

@@ -315,6 +315,9 @@ mtt_tensor *mtt_to_dtype(mtt_tensor *t, int dtype) {
   return c;
 }
 
+/* [cuda section] The device side of a move does the copy (its backend's transfer slot). The copy
+ * is a new leaf, as parameters moved by Module:to must be; inputs moved to a device rarely
+ * need a gradient back on the cpu. */
 mtt_tensor *mtt_to_device(mtt_tensor *t, int device) {
   if (mtt_check_live(t, "to")) return NULL;
   if (!mtt_backend_for(device)) return NULL;
@@ -322,5 +325,15 @@ mtt_tensor *mtt_to_device(mtt_tensor *t, int device) {
     mtt_tensor_retain(t);
     return t;
   }
-  MTT_FAIL_NULL(MTT_ERR_DEVICE, "to: moving tensors between devices needs the cuda backend");
+  const mtt_backend *be = mtt_backend_for(device == MTT_CPU ? t->device_id : device);
+  if (!be) return NULL;
+  if (!be->transfer)
+    MTT_FAIL_NULL(MTT_ERR_DEVICE, "to: the %s backend cannot move tensors between devices", be->name);
+  mtt_tensor *c = mtt_tensor_new(t->ndim, t->dims, t->dtype_id, device);
+  if (!c) return NULL;
+  if (be->transfer(c, t)) {
+    mtt_tensor_release(c);
+    return NULL;
+  }
+  return c;
 }

@@ -53,7 +53,11 @@ mtt.set_grad_enabled = autograd.set_grad_enabled
 
 mtt.F = F
 mtt.optim = optim
-mtt.nn = { utils = optim.utils, functional = F }
+-- mtt.nn: modules and models (lua/mtt/nn/), plus the utils and functional namespaces
+mtt.nn = require 'mtt.nn'
+mtt.nn.utils = optim.utils
+mtt.nn.functional = F
+mtt.train = require 'mtt.train' -- mtt.train{...}: the training loop (lua/mtt/train.lua)
 
 -- mtt.threads(n) sets the thread count of OpenMP and OpenBLAS; mtt.threads() reads it.
 function mtt.threads(n)
@@ -77,5 +81,15 @@ function mtt.ops()
   end
   return list
 end
+
+-- [io] safetensors, archives and files (mtt.io), training checkpoints (mtt.checkpoint), corpora
+-- (mtt.data.corpus{...}); mtt.data is a table other data modules add to.
+mtt.io = require 'mtt.io'
+mtt.checkpoint = require 'mtt.checkpoint'
+mtt.data = mtt.data or {}
+mtt.data.corpus = require('mtt.data.corpus').new
+-- [/io]
+
+mtt.tokenizer = require 'mtt.tokenizer' -- byte-level BPE, GPT-2's (lua/mtt/tokenizer.lua)
 
 return mtt
