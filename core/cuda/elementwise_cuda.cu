@@ -166,8 +166,9 @@ __global__ void binary_flat_kernel(int op, T *out, const T *a, int64_t sa, const
 /* One operand flat, the other a row repeated down the rows (a bias [n] added to [rows, n]). */
 template <typename T>
 __global__ void binary_row_kernel(int op, T *out, const T *flat, const T *row, uint32_t n, int row_first, int64_t total) {
+  bool small = total <= 0xffffffffll; /* then the cheaper 32-bit remainder */
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-    T r = row[(uint32_t)(i % n)];
+    T r = row[small ? (uint32_t)i % n : (uint32_t)(i % n)];
     out[i] = row_first ? binary_f(op, r, flat[i]) : binary_f(op, flat[i], r);
   }
 }

@@ -257,7 +257,7 @@ int mtt_cuda_embedding(mtt_tensor *out, const mtt_tensor *weight, const mtt_tens
 
 /* Block = chunk of rows: rank[r] = earlier rows of the chunk with the same id; hist[chunk][id]
  * counts the chunk's rows per id. */
-__global__ void rank_kernel(int32_t *rank, int32_t *hist, const int32_t *ids, int64_t n, int64_t m) {
+__global__ void __launch_bounds__(1024) rank_kernel(int32_t *rank, int32_t *hist, const int32_t *ids, int64_t n, int64_t m) {
   __shared__ int32_t chunk_ids[SORT_CHUNK];
   int64_t r0 = (int64_t)blockIdx.x * SORT_CHUNK, r = r0 + threadIdx.x;
   int len = (int)(n - r0 < SORT_CHUNK ? n - r0 : SORT_CHUNK);
@@ -283,7 +283,7 @@ __global__ void chunk_base_kernel(int32_t *base, int32_t *total, const int32_t *
 }
 
 /* One block: start[id] = exclusive prefix sum of total (each thread a run of ids). */
-__global__ void id_start_kernel(int32_t *start, const int32_t *total, int64_t m) {
+__global__ void __launch_bounds__(1024) id_start_kernel(int32_t *start, const int32_t *total, int64_t m) {
   __shared__ int32_t sums[1024];
   int64_t per = (m + blockDim.x - 1) / blockDim.x, i0 = threadIdx.x * per, i1 = i0 + per < m ? i0 + per : m;
   int32_t s = 0;
@@ -431,7 +431,7 @@ __global__ void cross_entropy_kernel(T *lse, double *row_loss, const T *x, const
 
 /* One block: the mean over counted rows, the sums in a fixed order. loss may be NULL (count
  * only, for the backward). */
-__global__ void ce_total_kernel(void *loss, int loss_dt, double *count_out, const double *row_loss, const int32_t *tg,
+__global__ void __launch_bounds__(1024) ce_total_kernel(void *loss, int loss_dt, double *count_out, const double *row_loss, const int32_t *tg,
                                 const void *mask, int mdt, int64_t rows, int64_t ignore) {
   __shared__ double buf[32];
   double total = 0, count = 0;

@@ -19,7 +19,8 @@
 --   and integer random draws; normal draws within 1e-6 (double libm differs in the last ulp).
 --   Faster precisions: TF32 products 2e-3, bf16 products and attention (MEDIUM) 1e-2 (each
 --   about 4x what the emulator measures, whose rounding models the tensor cores').
--- Run: mtt run tests/lua/test_cuda.lua  (MTT_LIBRARY=build/libmtt_cudaemu.so for the emulator)
+-- Run: mtt run tests/lua/test_cuda.lua  (MTT_LIBRARY=build/libmtt_cudaemu.so for the emulator;
+-- MTT_CUDA_EXPECT_DEVICE=1 turns a missing device into a failure, as on the GPU machine)
 package.path = 'tests/lua/?.lua;' .. package.path
 local ffi = require 'ffi'
 local mtt = require 'mtt'
@@ -137,6 +138,9 @@ check(C.mtt_set_float32_matmul_precision(7) ~= 0, 'precision range', 'precision 
 check(ffi.string(C.mtt_last_error()):find('set_float32_matmul_precision', 1, true) ~= nil, 'precision message')
 C.mtt_set_float32_matmul_precision(0)
 
+if not available and os.getenv('MTT_CUDA_EXPECT_DEVICE') == '1' then
+  fail('device', 'MTT_CUDA_EXPECT_DEVICE=1 but there is none: ' .. info)
+end
 if not available then
   -- a clear error for anything that needs the device, and the cpu goes on working
   local why = info:find('no CUDA backend', 1, true) and 'no CUDA backend' or 'no usable CUDA device'
@@ -548,7 +552,8 @@ do
   end
   check(same, 'training is deterministic on cuda', 'two runs gave different losses')
   check(lh[steps] < lh[1], 'training learns', string.format('loss %.4f -> %.4f', lh[1], lh[steps]))
-  check(worst < 1e-4, 'training cuda vs cpu', string.format('relative loss difference %.2e', worst))
+  -- (the same f32 arithmetic in a different order: differences start near 1e-7 and may grow)
+  check(worst < 1e-3, 'training cuda vs cpu', string.format('relative loss difference %.2e', worst))
   print(string.format('training: %d steps, loss %.4f -> %.4f, cuda vs cpu at most %.2e relative, cuda runs bitwise equal',
     steps, lh[1], lh[steps], worst))
 end
@@ -580,6 +585,9 @@ do
       close('attention bf16 grad v', dv.grad, v.grad, mode[3])
       local l = F.linear(da:view(8, 8, 96), db:t():contiguous())
       close('linear bf16', l:view(64, 80), ref, mode[3])
+      local ba, bb = mtt.randn(3, 1, 33, 17, { generator = g }), mtt.randn(1, 4, 17, 9, { generator = g })
+      close('bf16 batched broadcast', ba:to('cuda'):matmul(bb:to('cuda'):transpose(3, 4):contiguous():transpose(3, 4)),
+        ba:matmul(bb), mode[3])
       -- the packed operands are reused only while the tensor is unchanged
       local x, dx = a:clone(), da:clone()
       close('bf16 before an in-place change', dx:matmul(db), x:matmul(b), mode[3])

@@ -143,21 +143,28 @@ def main():
     s.expect(rb'2002', 'Ctrl-C at the prompt discards the line')
     s.expect(prompt, 'prompt before Ctrl-D')
 
-    # Ctrl-D. libedit flushes typed-ahead input when it switches the terminal to raw mode after
-    # printing the prompt, so on a loaded machine a key sent right after the prompt can be
-    # dropped: send it again every 2 s, as a user would press it again.
-    deadline = time.time() + TIMEOUT
+    # Ctrl-D on an empty line ends the REPL. A key typed while libedit is still switching the
+    # terminal to raw mode can be taken by the tty's line discipline instead (on a loaded
+    # machine it then sits in the line as a stray character, and later Ctrl-Ds only beep), so:
+    # pause as a user would, and if the REPL is still there after 2 s, clear the line with
+    # Ctrl-C (tested above) and press Ctrl-D again.
+    def wait_exit(seconds):
+        end = time.time() + seconds
+        while time.time() < end:
+            s.read_some(0.1)
+            pid, st = os.waitpid(s.pid, os.WNOHANG)
+            if pid:
+                return st
+        return None
+
     status = None
-    next_send = 0.0
-    while time.time() < deadline:
-        if time.time() >= next_send:
-            s.send(b'\x04')
-            next_send = time.time() + 2.0
-        s.read_some(0.1)
-        pid, st = os.waitpid(s.pid, os.WNOHANG)
-        if pid:
-            status = st
+    for attempt in range(5):
+        time.sleep(0.5)
+        s.send(b'\x04')
+        status = wait_exit(2.0)
+        if status is not None:
             break
+        s.send(b'\x03')  # the line was not empty: drop it, then try again
     assert status is not None, 'the REPL did not exit on Ctrl-D: ' + repr(s.out[-300:])
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f'exit status {status}'
 
