@@ -245,42 +245,47 @@ function M.entries(path)
   end
 end
 
+-- mtt.io.each_line(reader, fn): calls fn(line) for every line of the reader's current member,
+-- without its "\n", reading it in chunks so that a member never has to fit in one string.
+function M.each_line(r, fn)
+  local pending = {} -- pieces of a line that spans chunks (no quadratic copies)
+  while true do
+    local chunk = r:read()
+    if not chunk then break end
+    local pos, nl = 1, chunk:find('\n', 1, true)
+    if nl and #pending > 0 then
+      pending[#pending + 1] = chunk:sub(1, nl - 1)
+      fn(table.concat(pending))
+      pending, pos, nl = {}, nl + 1, chunk:find('\n', nl + 1, true)
+    end
+    while nl do
+      fn(chunk:sub(pos, nl - 1))
+      pos = nl + 1
+      nl = chunk:find('\n', pos, true)
+    end
+    if pos <= #chunk then pending[#pending + 1] = chunk:sub(pos) end
+  end
+  if #pending > 0 then fn(table.concat(pending)) end
+end
+
 -- for line, member, lineno in mtt.io.lines(path): the lines of every member, without their
--- "\n" (or "\r\n"), streamed in chunks so that a member never has to fit in one string.
+-- "\n" (or "\r\n"), streamed in chunks.
 function M.lines(path)
   local r = M.open_archive(path)
   return coroutine.wrap(function()
     while true do
       local name = r:next()
       if not name then break end
-      local pending, lineno = {}, 0 -- pieces of a line that spans chunks (no quadratic copies)
-      local function emit(s)
+      local lineno = 0
+      M.each_line(r, function(s)
         lineno = lineno + 1
         if s:byte(-1) == 13 then s = s:sub(1, -2) end
         coroutine.yield(s, name, lineno)
-      end
-      while true do
-        local chunk = r:read()
-        if not chunk then break end
-        local pos, nl = 1, chunk:find('\n', 1, true)
-        if nl and #pending > 0 then
-          pending[#pending + 1] = chunk:sub(1, nl - 1)
-          emit(table.concat(pending))
-          pending, pos, nl = {}, nl + 1, chunk:find('\n', nl + 1, true)
-        end
-        while nl do
-          emit(chunk:sub(pos, nl - 1))
-          pos = nl + 1
-          nl = chunk:find('\n', pos, true)
-        end
-        if pos <= #chunk then pending[#pending + 1] = chunk:sub(pos) end
-      end
-      if #pending > 0 then emit(table.concat(pending)) end
+      end)
     end
     r:close()
   end)
 end
-
 -- ---- file system ----
 
 function M.makedirs(path)

@@ -110,7 +110,7 @@ local function each_document(path, o, emit)
     if not name then break end
     if member_format(o.format, name) == 'jsonl' then
       -- lines of this member only: read it through a line splitter over r
-      local pending, lineno = {}, 0
+      local lineno = 0
       local function line(s)
         lineno = lineno + 1
         if s:byte(-1) == 13 then s = s:sub(1, -2) end
@@ -124,23 +124,7 @@ local function each_document(path, o, emit)
         end
         emit(text)
       end
-      while true do
-        local chunk = r:read()
-        if not chunk then break end
-        local pos, nl = 1, chunk:find('\n', 1, true)
-        if nl and #pending > 0 then
-          pending[#pending + 1] = chunk:sub(1, nl - 1)
-          line(table.concat(pending))
-          pending, pos, nl = {}, nl + 1, chunk:find('\n', nl + 1, true)
-        end
-        while nl do
-          line(chunk:sub(pos, nl - 1))
-          pos = nl + 1
-          nl = chunk:find('\n', pos, true)
-        end
-        if pos <= #chunk then pending[#pending + 1] = chunk:sub(pos) end
-      end
-      if #pending > 0 then line(table.concat(pending)) end
+      mtt_io.each_line(r, line)
     elseif o.separator then
       local text, pos, sep = r:read_all(), 1, o.separator
       while pos <= #text do
