@@ -1,5 +1,7 @@
 -- mtt.complete: Tab-completion candidates for the REPL (tools/mtt/repl.c).
 --   complete('mtt.ze') -> {'mtt.zeros', 'mtt.zeros_like'}; complete('t:sh') -> {'t:shape'}
+--   complete(word, env, line): line is the text before the cursor; on a `:` command line the
+--   candidates are command names, then the command's own (runs, paths, metric keys, tasks).
 -- Walks only plain tables (rawget), so completing never runs user code; a tensor offers its
 -- methods (after ':' or '.') and properties (after '.').
 local ffi = require 'ffi'
@@ -32,7 +34,22 @@ local function table_keys(v)
   return keys
 end
 
-return function(word, env)
+-- Candidates on a ':' command line. The REPL replaces only `word` (the text after the last
+-- word break, e.g. '/'), so each full candidate keeps the part the word replaces.
+local function complete_command(word, line)
+  local ok, list = pcall(function() return require('mtt.repl').complete(line) end)
+  if not ok then return {} end
+  local arg = line:match('(%S*)$')
+  local keep = #arg - #word -- characters of arg before word
+  local out = {}
+  for _, c in ipairs(list) do
+    if keep >= 0 and c:sub(keep + 1, keep + #word) == word then out[#out + 1] = c:sub(keep + 1) end
+  end
+  return out
+end
+
+return function(word, env, line)
+  if type(line) == 'string' and line:match('^%s*:[%a]') then return complete_command(word, line) end
   env = env or _G
   local base, sep, prefix = word:match('^(.-)([%.:])([%w_]*)$')
   local obj, keys

@@ -12,8 +12,11 @@
  *   before the hook fires ends the process, the way out of a compiled endless loop.
  *   Ctrl-C at the prompt discards the line being typed.
  * - History in ~/.mtt_history (MTT_HISTORY overrides); Tab completes globals, fields and
- *   methods (a.b<Tab>, t:re<Tab>) through lua/mtt/complete.lua; results print through
- *   lua/mtt/show.lua (tables as constructors).
+ *   methods (a.b<Tab>, t:re<Tab>), `:` commands and their arguments through
+ *   lua/mtt/complete.lua; results print through lua/mtt/show.lua (tables as constructors,
+ *   mtt objects as summaries).
+ * - A line starting with ':' and a letter is a command (:help, :runs, :load, :gen, ...),
+ *   run by require('mtt.repl').command(line) under the same Ctrl-C handling as Lua code.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -79,7 +82,7 @@ static void history_add(const char *line) {
   if (history_path[0]) write_history(history_path); /* now, so a killed session keeps it */
 }
 
-/* ---- completion (candidates come from Lua: require('mtt.complete')(word)) ---- */
+/* ---- completion (candidates come from Lua: require('mtt.complete')(word, nil, line)) ---- */
 static char **candidates;
 static int n_candidates, next_candidate;
 
@@ -98,7 +101,6 @@ static char *candidate_generator(const char *text, int state) {
 
 static char **complete(const char *text, int start, int end) {
   (void)start;
-  (void)end;
   rl_attempted_completion_over = 1; /* never fall back on file names */
   clear_candidates();
   lua_State *L = repl_L;
@@ -107,7 +109,11 @@ static char **complete(const char *text, int start, int end) {
   lua_pushliteral(L, "mtt.complete");
   if (lua_pcall(L, 1, 1, 0) == 0) {
     lua_pushstring(L, text);
-    if (lua_pcall(L, 1, 1, 0) == 0 && lua_istable(L, -1)) {
+    lua_pushnil(L);
+    /* the line up to the cursor: `:` commands complete their arguments from it */
+    size_t len = strlen(rl_line_buffer);
+    lua_pushlstring(L, rl_line_buffer, end >= 0 && (size_t)end <= len ? (size_t)end : len);
+    if (lua_pcall(L, 3, 1, 0) == 0 && lua_istable(L, -1)) {
       int n = (int)lua_objlen(L, -1);
       candidates = calloc(n > 0 ? (size_t)n : 1, sizeof(char *));
       for (int i = 1; candidates && i <= n; i++) {
@@ -160,12 +166,13 @@ static void print_results(lua_State *L, int base) {
   lua_pop(L, 1);
 }
 
-/* Runs the function on top of the stack, prints its results or its error. */
-static void run_chunk(lua_State *L) {
-  luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
-  int base = lua_gettop(L);
+/* Runs the function below its nargs arguments on top of the stack, prints its results or its
+ * error. */
+static void run_chunk(lua_State *L, int nargs) {
+  luaJIT_setmode(L, -1 - nargs, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
+  int base = lua_gettop(L) - nargs;
   set_sigint(on_sigint_running);
-  int status = mtt_tool_pcall(L, 0, LUA_MULTRET, 0);
+  int status = mtt_tool_pcall(L, nargs, LUA_MULTRET, 0);
   set_sigint(on_sigint_prompt);
   lua_sethook(L, NULL, 0, 0); /* in case Ctrl-C came as the chunk ended */
   fflush(stdout);
@@ -210,6 +217,19 @@ static int compile(lua_State *L, const char *text, int first_line) {
   return -1;
 }
 
+/* A line ":name ..." is a command of lua/mtt/repl (`::label::` stays Lua): pushes
+ * require('mtt.repl').command and the line, ready for run_chunk(L, 1). */
+static int is_command(const char *line) {
+  while (*line == ' ' || *line == '\t') line++;
+  return line[0] == ':' && ((line[1] >= 'a' && line[1] <= 'z') || (line[1] >= 'A' && line[1] <= 'Z'));
+}
+
+static void push_command(lua_State *L, const char *line) {
+  static const char code[] = "return require('mtt.repl').command(...)";
+  luaL_loadbuffer(L, code, sizeof(code) - 1, "=repl");
+  lua_pushstring(L, line);
+}
+
 static void setup_mtt(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "mtt");
@@ -251,6 +271,12 @@ int mtt_repl(lua_State *L) {
     }
     if (!line) break; /* Ctrl-D */
     history_add(line);
+    if (!chunk && is_command(line)) {
+      push_command(L, line);
+      free(line);
+      run_chunk(L, 1);
+      continue;
+    }
     int first = chunk == NULL;
     size_t n = strlen(line);
     char *text = realloc(chunk, chunk_len + n + 2);
@@ -271,7 +297,7 @@ int mtt_repl(lua_State *L) {
     free(text);
     chunk = NULL;
     chunk_len = 0;
-    if (st == 0) run_chunk(L);
+    if (st == 0) run_chunk(L, 0);
   }
   free(chunk);
   clear_candidates();
