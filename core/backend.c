@@ -84,6 +84,14 @@ int mtt_cuda_empty_cache(void) {
 #endif
 }
 
+int64_t mtt_cuda_host_waits(void) {
+#ifdef MTT_HAVE_CUDA
+  return mtt_cuda_waits();
+#else
+  return 0;
+#endif
+}
+
 int mtt_set_float32_matmul_precision(int precision) {
   if (precision < MTT_MATMUL_HIGHEST || precision > MTT_MATMUL_MEDIUM)
     return mtt_fail(MTT_ERR_ARG, "set_float32_matmul_precision: unknown precision %d (0 highest, 1 high, 2 medium)",

@@ -138,6 +138,10 @@ typedef struct mtt_backend {
   /* dst and src have the same shape and live on different devices, one of them this backend's;
    * any strides, converts dtype. mtt_to_device (and the cuda copy, for host sources) use it. */
   int (*transfer)(mtt_tensor *dst, const mtt_tensor *src);
+  /* The sums of squares of n contiguous float tensors of this device (each as sum_squares would
+   * compute it), added in list order in double: the same bits as n sum_squares calls, with one
+   * wait for the device instead of one per tensor (gradient clipping over a parameter list). */
+  int (*sum_squares_list)(int n, const mtt_tensor *const *xs, double *out);
 } mtt_backend;
 
 const mtt_backend *mtt_backend_for(int device);     /* NULL if that device is not available */

@@ -371,11 +371,13 @@ mtt_tensor *mtt_from_bytes(int ndim, const int64_t *shape, const void *data, int
   return t;
 }
 
-/* ---- element access (cpu) ---- */
+/* ---- element access (cpu; reads also from devices, copied down) ---- */
 
-static int element_offset(const mtt_tensor *t, const int64_t *index, const char *op, int64_t *off) {
+/* any_device: reads may address a device tensor (device_get copies the element down). */
+static int element_offset(const mtt_tensor *t, const int64_t *index, const char *op, int any_device, int64_t *off) {
   if (mtt_check_live(t, op)) return mtt_last_error_code();
-  if (t->device_id != MTT_CPU) return mtt_fail(MTT_ERR_DEVICE, "%s: tensor is not on the cpu (move it with :to('cpu'))", op);
+  if (t->device_id != MTT_CPU && !any_device)
+    return mtt_fail(MTT_ERR_DEVICE, "%s: tensor is not on the cpu (move it with :to('cpu'))", op);
   int64_t o = t->offset;
   for (int d = 0; d < t->ndim; d++) {
     if (index[d] < 0 || index[d] >= t->dims[d])
@@ -397,9 +399,22 @@ static double load_at(const mtt_tensor *t, int64_t o) {
   }
 }
 
+/* Element o of a device tensor: its backend copies that one element (converted to f64 on the
+ * device, so bf16/f16 read too) into a host double; this waits for the device. */
+static int device_get(const mtt_tensor *t, int64_t o, double *out) {
+  const mtt_backend *be = mtt_backend_of(t);
+  if (!be) return mtt_last_error_code();
+  mtt_tensor one = {.ndim = 0, .dtype_id = t->dtype_id, .device_id = t->device_id, .nelem = 1, .offset = o,
+                    .storage = t->storage};
+  mtt_storage host = {.refcount = 1, .device = MTT_CPU, .nbytes = sizeof *out, .data = out};
+  mtt_tensor dst = {.ndim = 0, .dtype_id = MTT_F64, .device_id = MTT_CPU, .nelem = 1, .storage = &host};
+  return be->transfer(&dst, &one);
+}
+
 int mtt_get(const mtt_tensor *t, const int64_t *index, double *out) {
-  int64_t o;
-  if (element_offset(t, index, "get", &o)) return mtt_last_error_code();
+  int64_t o = 0;
+  if (element_offset(t, index, "get", 1, &o)) return mtt_last_error_code();
+  if (t->device_id != MTT_CPU) return device_get(t, o, out);
   if (!mtt_is_float_dtype(t->dtype_id) && t->dtype_id != MTT_I32)
     return mtt_fail(MTT_ERR_DTYPE, "get: dtype %s cannot be read on the cpu yet", mtt_dtype_name(t->dtype_id));
   *out = load_at(t, o);
@@ -407,8 +422,8 @@ int mtt_get(const mtt_tensor *t, const int64_t *index, double *out) {
 }
 
 int mtt_set(mtt_tensor *t, const int64_t *index, double value) {
-  int64_t o;
-  if (element_offset(t, index, "set", &o)) return mtt_last_error_code();
+  int64_t o = 0;
+  if (element_offset(t, index, "set", 0, &o)) return mtt_last_error_code();
   if (mtt_check_inplace(t, "set")) return mtt_last_error_code();
   void *base = t->storage->data;
   switch (t->dtype_id) {
@@ -441,8 +456,11 @@ int mtt_to_f64(const mtt_tensor *t, double *out, int64_t n) {
   mtt_tensor dst = {.ndim = t->ndim, .dtype_id = MTT_F64, .device_id = MTT_CPU, .nelem = t->nelem, .storage = &host};
   for (int d = 0; d < t->ndim; d++) dst.dims[d] = t->dims[d];
   mtt_contiguous_strides(t->ndim, t->dims, dst.strides);
-  if (t->device_id != MTT_CPU) return mtt_fail(MTT_ERR_DEVICE, "totable: move the tensor to the cpu first");
-  return mtt_backend_cpu.copy(&dst, t);
+  if (t->device_id == MTT_CPU) return mtt_backend_cpu.copy(&dst, t);
+  /* a device tensor comes down through its backend (gathered and converted there; one wait) */
+  const mtt_backend *be = mtt_backend_of(t);
+  if (!be) return mtt_last_error_code();
+  return t->nelem ? be->transfer(&dst, t) : 0;
 }
 
 /* ---- random ---- */

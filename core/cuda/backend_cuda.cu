@@ -50,7 +50,14 @@ int mtt_cuda_blas_check(cublasStatus_t s, const char *what) {
   return mtt_fail(MTT_ERR_DEVICE, "cuda: %s: cuBLAS failed (%s)", what, cublasGetStatusString(s));
 }
 
-int mtt_cuda_sync(const char *what) { return mtt_cuda_check(cudaStreamSynchronize(stream), what); }
+static int64_t host_waits; /* mtt_cuda_host_waits(): how often the host has waited on the stream */
+
+int mtt_cuda_sync(const char *what) {
+  host_waits++;
+  return mtt_cuda_check(cudaStreamSynchronize(stream), what);
+}
+
+int64_t mtt_cuda_waits(void) { return host_waits; }
 
 void *mtt_cuda_scratch(size_t nbytes, const char *what) {
   void *p = mtt_cuda_alloc(nbytes ? nbytes : 1);
@@ -273,4 +280,5 @@ const mtt_backend mtt_backend_cuda = {
     .sum_squares = mtt_cuda_sum_squares,
     .scale = mtt_cuda_scale,
     .transfer = mtt_cuda_transfer,
+    .sum_squares_list = mtt_cuda_sum_squares_list,
 };

@@ -18,6 +18,8 @@ int mtt_cuda_count(void);
 /* A line describing the device, or why there is none. */
 const char *mtt_cuda_info(void);
 int mtt_cuda_wait(void);
+/* How many times the host has waited for the device's stream (mtt_cuda_host_waits). */
+int64_t mtt_cuda_waits(void);
 int mtt_cuda_emulated(void);
 /* Caching allocator (alloc_cuda.cu). */
 void *mtt_cuda_alloc(size_t nbytes);

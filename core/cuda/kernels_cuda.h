@@ -22,6 +22,7 @@ int mtt_cuda_binary_inplace(int op, mtt_tensor *t, const mtt_tensor *other, doub
 /* reduce_cuda.cu */
 int mtt_cuda_reduce(int op, mtt_tensor *out, mtt_tensor *idx, const mtt_tensor *x, int dim);
 int mtt_cuda_sum_squares(const mtt_tensor *x, double *out);
+int mtt_cuda_sum_squares_list(int n, const mtt_tensor *const *xs, double *out);
 /* matmul_cuda.cu */
 int mtt_cuda_gemm(mtt_tensor *c, const mtt_tensor *a, const mtt_tensor *b, double alpha, double beta);
 /* nn_cuda.cu */

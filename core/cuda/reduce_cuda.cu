@@ -170,22 +170,58 @@ int mtt_cuda_reduce(int op, mtt_tensor *out, mtt_tensor *idx, const mtt_tensor *
   return mtt_fail(MTT_ERR_DTYPE, "reduce: dtype %s is not supported on cuda", mtt_dtype_name(x->dtype_id));
 }
 
+/* Queues the sum of squares of x (contiguous) into the device double *d; no wait. */
+static int queue_sum_squares(const mtt_tensor *x, double *d) {
+  if (x->nelem == 0) return mtt_cuda_check(cudaMemsetAsync(d, 0, sizeof(double), mtt_cuda_stream()), "clip_grad_norm");
+  if (x->dtype_id == MTT_F32)
+    return reduce_typed<float, R_SUMSQ>((const float *)mtt_data_ptr(x), 1, x->nelem, 1, NULL, 0, NULL, d, "clip_grad_norm");
+  if (x->dtype_id == MTT_F64)
+    return reduce_typed<double, R_SUMSQ>((const double *)mtt_data_ptr(x), 1, x->nelem, 1, NULL, 0, NULL, d, "clip_grad_norm");
+  return mtt_fail(MTT_ERR_DTYPE, "clip_grad_norm: dtype %s is not supported", mtt_dtype_name(x->dtype_id));
+}
+
+/* One thread adds the n sums in list order, from 0.0, as the host loop over sum_squares does. */
+__global__ void ordered_sum_kernel(const double *sums, int n, double *out) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  double s = 0;
+  for (int i = 0; i < n; i++) s += sums[i];
+  *out = s;
+}
+
+/* sums[0..n) on the device, their ordered total in sums[n]; one copy down, one wait. */
+static int read_total(double *sums, int n, double *out) {
+  double *host = (double *)mtt_cuda_host_scratch();
+  int rc = mtt_cuda_launch("clip_grad_norm", ordered_sum_kernel, dim3(1), dim3(32), 0, (const double *)sums, n, sums + n);
+  if (!rc)
+    rc = mtt_cuda_check(cudaMemcpyAsync(host, sums + n, sizeof(double), cudaMemcpyDeviceToHost, mtt_cuda_stream()),
+                        "clip_grad_norm");
+  if (!rc) rc = mtt_cuda_sync("clip_grad_norm");
+  if (!rc) *out = *host;
+  return rc;
+}
+
 int mtt_cuda_sum_squares(const mtt_tensor *x, double *out) {
   *out = 0;
   if (x->nelem == 0) return 0;
-  double *d = (double *)mtt_cuda_scratch(sizeof(double), "clip_grad_norm");
+  double *d = (double *)mtt_cuda_scratch(2 * sizeof(double), "clip_grad_norm");
   if (!d) return mtt_last_error_code();
-  int rc;
-  if (x->dtype_id == MTT_F32)
-    rc = reduce_typed<float, R_SUMSQ>((const float *)mtt_data_ptr(x), 1, x->nelem, 1, NULL, 0, NULL, d, "clip_grad_norm");
-  else if (x->dtype_id == MTT_F64)
-    rc = reduce_typed<double, R_SUMSQ>((const double *)mtt_data_ptr(x), 1, x->nelem, 1, NULL, 0, NULL, d, "clip_grad_norm");
-  else
-    rc = mtt_fail(MTT_ERR_DTYPE, "clip_grad_norm: dtype %s is not supported", mtt_dtype_name(x->dtype_id));
-  double *host = (double *)mtt_cuda_host_scratch();
-  if (!rc) rc = mtt_cuda_check(cudaMemcpyAsync(host, d, sizeof(double), cudaMemcpyDeviceToHost, mtt_cuda_stream()), "clip_grad_norm");
-  if (!rc) rc = mtt_cuda_sync("clip_grad_norm");
-  if (!rc) *out = *host;
+  int rc = queue_sum_squares(x, d);
+  if (!rc) rc = read_total(d, 1, out);
   mtt_cuda_free(d);
+  return rc;
+}
+
+/* Every tensor's reduction is queued (each into its own slot), then one ordered total comes
+ * down: one wait for the whole list. The bits equal n mtt_cuda_sum_squares calls added in
+ * order on the host (0 + s0 + s1 + ..., in double, the same per-tensor reductions). */
+int mtt_cuda_sum_squares_list(int n, const mtt_tensor *const *xs, double *out) {
+  *out = 0;
+  if (n <= 0) return 0;
+  double *sums = (double *)mtt_cuda_scratch(((size_t)n + 1) * sizeof(double), "clip_grad_norm");
+  if (!sums) return mtt_last_error_code();
+  int rc = 0;
+  for (int i = 0; i < n && !rc; i++) rc = queue_sum_squares(xs[i], sums + i);
+  if (!rc) rc = read_total(sums, n, out);
+  mtt_cuda_free(sums);
   return rc;
 }

@@ -214,6 +214,8 @@ int mtt_cuda_is_emulated(void);                   /* 1 in libmtt_cudaemu (kernel
 int mtt_cuda_synchronize(void);                   /* waits for queued device work; reports its errors */
 int mtt_cuda_memory_stats(int64_t *out4);         /* bytes: in use, cached free, peak in use, device total */
 int mtt_cuda_empty_cache(void);                   /* returns cached free blocks to the device */
+int64_t mtt_cuda_host_waits(void);                /* times the host has waited for the device so far
+                                                     (reads, index checks, synchronize); 0 without one */
 
 /* ---- [tokenizer section (core/tokenizer*.c)] ---- */
 /* Byte-level BPE as GPT-2's. Ids are 0-based. Functions returning int64_t return a count (>= 0)
@@ -296,6 +298,36 @@ int mtt_fs_stat(const char *path, int64_t *size, int64_t *mtime_ns, int *is_dir)
 mtt_fs_dir *mtt_fs_dir_open(const char *path);
 const char *mtt_fs_dir_next(mtt_fs_dir *d);   /* NULL at the end; skips . and .. */
 void mtt_fs_dir_close(mtt_fs_dir *d);
+/* ---- [bundle section: sha256, bundle archives, file-system helpers (core/io/sha256.c,
+ * core/io/bundle.c, core/io/bundle_fs.c)] ---- */
+/* SHA-256 as 64 lowercase hex digits and a NUL in hex65; size (may be NULL) gets the file's bytes. */
+int mtt_sha256_bytes(const void *data, size_t n, char *hex65);
+int mtt_sha256_file(const char *path, char *hex65, int64_t *size);
+/* A reproducible tar (pax; mtime 0, owner 0, mode 0644) compressed with "zstd", "gzip" or "none". */
+typedef struct mtt_bundle_writer mtt_bundle_writer;
+mtt_bundle_writer *mtt_bundle_writer_open(const char *path, const char *compression);
+int mtt_bundle_writer_add_bytes(mtt_bundle_writer *w, const char *name, const void *data, int64_t n);
+int mtt_bundle_writer_add_file(mtt_bundle_writer *w, const char *name, const char *src_path);
+int mtt_bundle_writer_close(mtt_bundle_writer *w);   /* finishes the archive; free still needed */
+void mtt_bundle_writer_free(mtt_bundle_writer *w);
+/* Unpacks a tar into the existing folder dest, after checking every member: absolute paths, ".."
+ * components, symlinks, hardlinks, devices, fifos, sockets, files over max_file bytes, a total
+ * over max_total or more than max_entries members refuse the whole archive, naming the member. */
+int mtt_bundle_extract(const char *path, const char *dest, int64_t max_file, int64_t max_total, int64_t max_entries);
+/* lstat: 0 missing, 1 file, 2 folder, 3 symlink, 4 other, < 0 error; size/inode/nlink may be NULL. */
+int mtt_bundle_fs_lstat(const char *path, int64_t *size, int64_t *inode, int64_t *nlink);
+int mtt_bundle_fs_copy(const char *src, const char *dst);     /* dst must not exist */
+int mtt_bundle_fs_link(const char *src, const char *dst);     /* 0 linked, 1 copied instead, < 0 error */
+int mtt_bundle_fs_rmtree(const char *path);                   /* never follows a symlink */
+int mtt_bundle_fs_chdir(const char *path);
+const char *mtt_bundle_fs_getcwd(void);
+const char *mtt_bundle_fs_realpath(const char *path);         /* NULL when path does not exist */
+/* Landlock (core/io/landlock.c): the kernel's ABI version (0: none); confine the process for good:
+ * read only under read_paths, write only under write_paths, execute nothing, no TCP. Returns the
+ * ABI version applied, 0 when the kernel has no Landlock (nothing done), < 0 on error. */
+int mtt_bundle_landlock_abi(void);
+int mtt_bundle_confine(int n_read, const char *const *read_paths, int n_write, const char *const *write_paths);
+/* ---- [/bundle section] ---- */
 /* MTT_FFI_END */
 
 #ifdef __cplusplus

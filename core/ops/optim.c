@@ -119,14 +119,36 @@ int mtt_adamw_step(int n, mtt_tensor **params, mtt_tensor **exp_avg, mtt_tensor 
   return 0;
 }
 
-/* torch.nn.utils.clip_grad_norm_: total = sqrt(sum of squares of all gradients) (in double, in
- * list order); when coef = max_norm / (total + 1e-6) is below 1, every gradient is scaled by it. */
-int mtt_clip_grad_norm(int n, mtt_tensor **params, double max_norm, double *total_norm) {
-  if (isnan(max_norm)) return mtt_fail(MTT_ERR_ARG, "clip_grad_norm: max_norm is NaN");
-  if (total_norm) *total_norm = 0;
-  for (int i = 0; i < n; i++)
-    if (check_param("clip_grad_norm", i, params) < 0) return mtt_last_error_code();
-  double sum = 0;
+/* The sum of squares of every gradient, in double, added in list order. When all gradients live
+ * on one device whose backend sums a whole list (cuda: sum_squares_list), that takes one wait
+ * for the device instead of one per tensor; the result has the same bits either way. */
+static int grad_sum_squares(int n, mtt_tensor **params, double *sum) {
+  int count = 0, device = -1, mixed = 0;
+  for (int i = 0; i < n; i++) {
+    mtt_tensor *gt = params[i]->grad_tensor;
+    if (!gt) continue;
+    if (device >= 0 && gt->device_id != device) mixed = 1;
+    device = gt->device_id;
+    count++;
+  }
+  *sum = 0;
+  if (!count) return 0;
+  const mtt_backend *be = mixed ? NULL : mtt_backend_for(device);
+  if (!mixed && !be) return mtt_last_error_code();
+  if (be && be->sum_squares_list && count > 1) {
+    mtt_tensor **gs = calloc((size_t)count, sizeof *gs);
+    if (!gs) return mtt_fail(MTT_ERR_MEMORY, "clip_grad_norm: out of memory");
+    int rc = 0, k = 0;
+    for (int i = 0; i < n && !rc; i++) {
+      mtt_tensor *gt = params[i]->grad_tensor;
+      if (!gt) continue;
+      if (!(gs[k++] = mtt_contiguous_raw(gt))) rc = mtt_last_error_code();
+    }
+    if (!rc) rc = be->sum_squares_list(count, (const mtt_tensor *const *)gs, sum);
+    for (int j = 0; j < k; j++) mtt_tensor_release(gs[j]);
+    free(gs);
+    return rc;
+  }
   for (int i = 0; i < n; i++) {
     mtt_tensor *gt = params[i]->grad_tensor;
     if (!gt) continue;
@@ -135,8 +157,21 @@ int mtt_clip_grad_norm(int n, mtt_tensor **params, double max_norm, double *tota
     int rc = g ? mtt_backend_of(g)->sum_squares(g, &s) : mtt_last_error_code();
     mtt_tensor_release(g);
     if (rc) return rc;
-    sum += s;
+    *sum += s;
   }
+  return 0;
+}
+
+/* torch.nn.utils.clip_grad_norm_: total = sqrt(sum of squares of all gradients) (in double, in
+ * list order); when coef = max_norm / (total + 1e-6) is below 1, every gradient is scaled by it. */
+int mtt_clip_grad_norm(int n, mtt_tensor **params, double max_norm, double *total_norm) {
+  if (isnan(max_norm)) return mtt_fail(MTT_ERR_ARG, "clip_grad_norm: max_norm is NaN");
+  if (total_norm) *total_norm = 0;
+  for (int i = 0; i < n; i++)
+    if (check_param("clip_grad_norm", i, params) < 0) return mtt_last_error_code();
+  double sum = 0;
+  int rc = grad_sum_squares(n, params, &sum);
+  if (rc) return rc;
   double total = sqrt(sum);
   if (total_norm) *total_norm = total;
   double coef = max_norm / (total + 1e-6);

@@ -147,6 +147,7 @@ function M.save(path, ckpt, opts)
   local fname = 'mtt.checkpoint.save'
   if type(path) ~= 'string' or path == '' then raise(fname .. ': path must be a non-empty string') end
   if type(ckpt) ~= 'table' then raise(fname .. ': expected {tensors =, state =, metadata =}, got ' .. type(ckpt)) end
+  require('mtt.sandbox').check_write(path, fname)
   options.check(fname, ckpt, 'tensors:table state:table metadata:table')
   local o = options.check(fname, opts, 'durable:boolean')
   local list = {}

@@ -64,6 +64,7 @@ end
 function M.save_safetensors(path, named, metadata, opts)
   local fname = 'mtt.io.save_safetensors'
   check_path(path, fname)
+  require('mtt.sandbox').check_write(path, fname)
   local o = options.check(fname, opts, 'durable:boolean')
   local list = named_list(named, fname)
   local names, ptrs, keep = {}, ffi.new('mtt_tensor *[?]', #list > 0 and #list or 1), {}
@@ -94,6 +95,7 @@ File.__index = File
 
 function M.open_safetensors(path)
   check_path(path, 'mtt.io.open_safetensors')
+  path = require('mtt.sandbox').check_read(path, 'mtt.io.open_safetensors')
   local f = C.mtt_safetensors_open(path)
   if f == nil then raise(U.last_error()) end
   return setmetatable({ f = ffi.gc(f, C.mtt_safetensors_close), path = path }, File)
@@ -181,6 +183,7 @@ Reader.__index = Reader
 -- the end; r:read([n]) -> up to n bytes of the current member, nil at its end; r:close().
 function M.open_archive(path)
   check_path(path, 'mtt.io.open_archive')
+  path = require('mtt.sandbox').check_read(path, 'mtt.io.open_archive')
   local a = C.mtt_archive_open(path)
   if a == nil then raise(U.last_error()) end
   return setmetatable({ a = ffi.gc(a, C.mtt_archive_close), path = path,
@@ -289,6 +292,7 @@ end
 -- ---- file system ----
 
 function M.makedirs(path)
+  require('mtt.sandbox').check_write(path, 'mtt.io.makedirs')
   U.check_status(C.mtt_fs_makedirs(check_path(path, 'mtt.io.makedirs')))
   return path
 end
@@ -303,7 +307,8 @@ end
 
 -- The names in a folder, sorted (without . and ..).
 function M.listdir(path)
-  local d = C.mtt_fs_dir_open(check_path(path, 'mtt.io.listdir'))
+  path = require('mtt.sandbox').check_read(check_path(path, 'mtt.io.listdir'), 'mtt.io.listdir')
+  local d = C.mtt_fs_dir_open(path)
   if d == nil then raise(U.last_error()) end
   local names = {}
   while true do

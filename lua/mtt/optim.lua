@@ -111,7 +111,8 @@ function Optimizer:load_state_dict(sd)
         raise(string.format('%s: state[%d].%s is %s %s, parameter %d is %s %s', fname, i, name,
           U.tshape(t), U.dtype_names[t.dtype_id], i, U.tshape(p), U.dtype_names[p.dtype_id]))
       end
-      state[i][name] = T.clone(t)
+      -- a checkpoint's moments are read on the cpu; the parameter may live on another device
+      state[i][name] = t.device_id == p.device_id and T.clone(t) or T.to(t, p.device)
     end
   end
   if sd.state ~= nil and type(sd.state) ~= 'table' then raise(fname .. ': state must be a table') end

@@ -78,6 +78,7 @@ end
 -- mtt.tokenizer.load(path): a Hugging Face tokenizer.json (byte-level BPE).
 function M.load(path)
   check_string('mtt.tokenizer.load', path, 'path')
+  path = require('mtt.sandbox').check_read(path, 'mtt.tokenizer.load')
   return wrap(C.mtt_tokenizer_load(path))
 end
 
@@ -85,6 +86,8 @@ end
 function M.gpt2(encoder_json, vocab_bpe)
   check_string('mtt.tokenizer.gpt2', encoder_json, 'encoder_json')
   check_string('mtt.tokenizer.gpt2', vocab_bpe, 'vocab_bpe')
+  encoder_json = require('mtt.sandbox').check_read(encoder_json, 'mtt.tokenizer.gpt2')
+  vocab_bpe = require('mtt.sandbox').check_read(vocab_bpe, 'mtt.tokenizer.gpt2')
   return wrap(C.mtt_tokenizer_load_gpt2(encoder_json, vocab_bpe))
 end
 
@@ -259,6 +262,7 @@ end
 -- tok:save(path): Hugging Face tokenizer.json, written atomically.
 function Tokenizer:save(path)
   check_string('tokenizer:save', path, 'path')
+  require('mtt.sandbox').check_write(path, 'tokenizer:save')
   if C.mtt_tokenizer_save(self._c, path) ~= 0 then raise(U.last_error()) end
 end
 

@@ -138,6 +138,72 @@ check(C.mtt_set_float32_matmul_precision(7) ~= 0, 'precision range', 'precision 
 check(ffi.string(C.mtt_last_error()):find('set_float32_matmul_precision', 1, true) ~= nil, 'precision message')
 C.mtt_set_float32_matmul_precision(0)
 
+-- ---- mtt.device: one setting for device and precision (lua/mtt/device.lua) ----
+do
+  local D = mtt.device
+  check(D == require('mtt.device'), 'mtt.device registered')
+  -- torch's names for the core setting
+  mtt.set_float32_matmul_precision('high')
+  check(mtt.get_float32_matmul_precision() == 'high' and C.mtt_get_float32_matmul_precision() == 1,
+    'set_float32_matmul_precision high')
+  mtt.set_float32_matmul_precision('highest')
+  check(C.mtt_get_float32_matmul_precision() == 0, 'set_float32_matmul_precision highest')
+  expect_error('precision name', { 'set_float32_matmul_precision', "'fast'", 'highest, high, medium' },
+    mtt.set_float32_matmul_precision, 'fast')
+  -- setup on the cpu: f32 as asked; tf32/bf16 fall back to f32, visibly (returned, not silent)
+  local cfg = D.setup({ device = 'cpu', precision = 'f32' })
+  check(cfg.device == 'cpu' and cfg.precision == 'f32' and cfg.fallback == nil and cfg.matmul_precision == 'highest',
+    'setup cpu f32', 'got ' .. tostring(cfg.device) .. ' ' .. tostring(cfg.precision))
+  for _, p in ipairs({ 'tf32', 'bf16' }) do
+    C.mtt_set_float32_matmul_precision(2) -- setup must put it back to what it returns
+    local c = D.setup({ device = 'cpu', precision = p, quiet = true })
+    check(c.device == 'cpu' and c.precision == 'f32' and c.requested.precision == p, 'setup cpu ' .. p .. ' falls back')
+    check(type(c.fallback) == 'string' and c.fallback:find(p, 1, true) and c.fallback:find('f32', 1, true),
+      'setup cpu ' .. p .. ' says so', tostring(c.fallback))
+    check(C.mtt_get_float32_matmul_precision() == 0, 'setup cpu ' .. p .. ' sets f32')
+  end
+  check(D.setup().device == 'cpu' and D.setup().precision == 'f32', 'setup defaults')
+  local auto = D.setup({ device = 'auto', precision = 'bf16', quiet = true })
+  check(auto.device == (available and 'cuda' or 'cpu'), 'setup auto', 'picked ' .. auto.device)
+  check(auto.precision == (available and 'bf16' or 'f32'), 'setup auto precision', auto.precision)
+  check(C.mtt_get_float32_matmul_precision() == (available and 2 or 0), 'setup auto sets the core')
+  expect_error('setup device name', { 'mtt.device.setup', "'gpu'", 'cpu, cuda, auto' }, D.setup, { device = 'gpu' })
+  expect_error('setup precision name', { 'mtt.device.setup', "'fp16'", 'f32, tf32, bf16' }, D.setup, { precision = 'fp16' })
+  expect_error('setup option name', { 'mtt.device.setup', "unknown option 'precison'" }, D.setup, { precison = 'bf16' })
+  if available then
+    local c = D.setup({ device = 'cuda', precision = 'bf16' })
+    check(c.device == 'cuda' and c.precision == 'bf16' and c.fallback == nil and C.mtt_get_float32_matmul_precision() == 2,
+      'setup cuda bf16')
+    check(D.setup({ device = 'cuda', precision = 'tf32' }).matmul_precision == 'high', 'setup cuda tf32')
+  else
+    -- the error says that no CUDA device is available, and why
+    expect_error('setup cuda without a device', { 'mtt.device.setup', "'cuda'", 'no CUDA device is available', info },
+      D.setup, { device = 'cuda', precision = 'bf16' })
+    expect_error('prepare cuda without a device', { 'no CUDA device is available' }, D.prepare,
+      mtt.nn.Linear(3, 2), { device = 'cuda' })
+    print('skipped: no CUDA device (mtt.device.setup{device = "cuda"} and prepare on cuda)')
+  end
+  D.setup({ device = 'cpu' })
+  -- prepare on the cpu: the model stays where it is (the same tensors), to() passes values through
+  local lin = mtt.nn.Linear(4, 3, { generator = mtt.Generator(3) })
+  local w0 = lin.weight
+  check(D.prepare(lin, D.setup()) == lin and lin.weight == w0, 'prepare cpu keeps the model')
+  mtt.set_float32_matmul_precision('high')
+  check(D.prepare(lin) == lin and D.prepare(lin, 'cpu') == lin and D.prepare(lin, 'auto') == lin or not available,
+    'prepare with nil / a name')
+  check(mtt.get_float32_matmul_precision() == 'high', 'prepare with a name keeps the precision setting')
+  mtt.set_float32_matmul_precision('highest')
+  expect_error('prepare to an unknown device', { 'mtt.device.prepare', "'tpu'" }, D.prepare, lin, 'tpu')
+  expect_error('prepare a non-module', { 'mtt.device.prepare', 'mtt.nn module' }, D.prepare, 42, 'cpu')
+  local x, info_tab = mtt.ones(2), { rows = 1 }
+  local a1, a2, a3 = D.to('cpu', x, info_tab, nil)
+  check(a1 == x and a2 == info_tab and a3 == nil, 'device.to on the cpu passes values through')
+  expect_error('device.to bad cfg', { 'mtt.device.to' }, D.to, 'tpu', x)
+  -- mtt.cuda's queries answer in any build
+  check(mtt.cuda.device_count() == C.mtt_cuda_device_count() and mtt.cuda.get_device_name() == info, 'mtt.cuda queries')
+  check(type(mtt.cuda.host_waits()) == 'number', 'mtt.cuda.host_waits')
+end
+
 if not available and os.getenv('MTT_CUDA_EXPECT_DEVICE') == '1' then
   fail('device', 'MTT_CUDA_EXPECT_DEVICE=1 but there is none: ' .. info)
 end
@@ -154,6 +220,9 @@ if not available then
   check(C.mtt_cuda_memory_stats(stats) ~= 0, 'memory_stats', 'succeeded without a device')
   check(C.mtt_cuda_empty_cache() ~= 0, 'empty_cache', 'succeeded without a device')
   check(ffi.string(C.mtt_last_error()):find('cuda', 1, true) ~= nil, 'empty_cache message')
+  expect_error('mtt.cuda.memory_stats', { 'cuda', why }, mtt.cuda.memory_stats)
+  expect_error('mtt.cuda.synchronize', { 'cuda', why }, mtt.cuda.synchronize)
+  check(mtt.cuda.host_waits() == 0, 'host_waits without a device')
   check((mtt.ones(2, 2) * 3):sum():item() == 12, 'cpu after cuda errors')
   check(mtt.ones(3):to('cpu'):sum():item() == 3, 'to cpu on cpu')
   assert(#failures == 0, 'test_cuda: ' .. #failures .. ' failure(s):\n' .. table.concat(failures, '\n'))
@@ -462,6 +531,125 @@ do
   close('clip_grad_norm scaled gradient', pd[1].grad, ph[1].grad, TOL.f32)
 end
 
+-- ---- reading device tensors on the host: item, indexing, totable, tostring ----
+do
+  local g = mtt.Generator(51)
+  for _, dt in ipairs({ 'f32', 'f64' }) do
+    local x = mtt.randn(4, 5, { dtype = dt, generator = g })
+    local d = x:to('cuda')
+    local waits = mtt.cuda.host_waits()
+    check(d:sum():item() == d:sum():to('cpu'):item(), 'item on cuda ' .. dt, 'item differs from the copied value')
+    check(mtt.cuda.host_waits() > waits, 'item waits for the device')
+    check(d[{ 3, 4 }] == x[{ 3, 4 }], 'index on cuda ' .. dt)
+    check(d:t()[{ 4, 3 }] == x[{ 3, 4 }] and d[2][5] == x[2][5], 'index of a view on cuda ' .. dt)
+    check(d:select(1, 2):slice(1, 2, 5, 2)[2] == x[{ 2, 4 }], 'index of a strided slice on cuda ' .. dt)
+    check(d:view(20)[7] == x:view(20)[7], 'index of a flat view on cuda ' .. dt)
+    local td, th = d:t():totable(), x:t():totable()
+    local same = #td == #th
+    for i = 1, #th do for j = 1, #th[i] do same = same and td[i][j] == th[i][j] end end
+    check(same, 'totable on cuda ' .. dt, 'values differ from the cpu')
+    check(d:sum():totable() == x:sum():totable() or math.abs(d:sum():totable() - x:sum():totable()) < 1e-5,
+      'totable 0-d on cuda ' .. dt)
+    check(mtt.zeros(0, 3, { device = 'cuda', dtype = dt }):totable()[1] == nil, 'totable empty on cuda ' .. dt)
+    local sd, sh = tostring(d), tostring(x)
+    check(sd:find('device=cuda', 1, true) ~= nil and sd:gsub(', device=cuda', '') == sh, 'tostring on cuda ' .. dt,
+      sd .. ' vs ' .. sh)
+  end
+  local i = mtt.randint(-1000, 1000, { 3, 3 }, { generator = g })
+  local di = i:to('cuda')
+  check(di[{ 2, 3 }] == i[{ 2, 3 }] and di:max():item() == i:max():item(), 'item and index on cuda i32')
+  -- bf16 and f16 exist only on the device: item converts there
+  local h = mtt.tensor({ 1.5, -2.25, 3e38 }):to('cuda')
+  check(h:to('bf16')[2] == -2.25 and h:to('f16')[1] == 1.5, 'index on cuda bf16 / f16')
+  check(h:to('bf16'):narrow(1, 3, 1):item() == h:to('bf16'):to('f32'):to('cpu')[3], 'item on cuda bf16')
+  check(h:to('f16')[3] == math.huge, 'f16 overflow reads as inf')
+  local nan = mtt.tensor({ 0 / 0 }):to('cuda'):item()
+  check(nan ~= nan, 'item NaN on cuda')
+end
+
+-- ---- clipping over a parameter list: one reduction, one wait for the device ----
+do
+  local g = mtt.Generator(61)
+  local shapes = { { 7, 5 }, { 300 }, { 1 }, { 33, 65 }, { 0, 4 }, { 2, 3, 4 }, { emulated and 5000 or 2000000 }, { 9 } }
+  for _, dt in ipairs({ 'f32', 'f64' }) do
+    local ph, pd = {}, {}
+    for k, sh in ipairs(shapes) do
+      ph[k] = mtt.randn(sh, { dtype = dt, generator = g }):requires_grad()
+      pd[k] = to_cuda(ph[k])
+    end
+    -- gradients: squares (a sum of squares in the gradient norm), one parameter without a gradient,
+    -- one gradient strided (a transposed view)
+    for side, ps in ipairs({ ph, pd }) do
+      local loss = (ps[1] * ps[1]):sum() * 3
+      for k = 2, #ps do if k ~= 8 then loss = loss + (ps[k] * ps[k]):sum() end end
+      loss:backward()
+      local gt = ps[4].grad
+      local strided = mtt.zeros(65, 33, { dtype = dt, device = gt.device }):t()
+      strided:copy_(gt)
+      ps[4]:set_grad(strided)
+      local _ = side
+    end
+    check(pd[8].grad == nil and not pd[4].grad:is_contiguous(), 'clip list set-up ' .. dt)
+    local waits = mtt.cuda.host_waits()
+    local nd = mtt.nn.utils.clip_grad_norm_(pd, 1e30)
+    local used = mtt.cuda.host_waits() - waits
+    check(used == 1, 'clip_grad_norm ' .. dt .. ': one wait for the whole list', used .. ' waits for ' .. #pd .. ' tensors')
+    local nh = mtt.nn.utils.clip_grad_norm_(ph, 1e30)
+    -- (squares of f32 are exact in double: only the order of the additions differs)
+    check(math.abs(nd - nh) <= 1e-12 * nh, 'clip_grad_norm list ' .. dt .. ' vs cpu', string.format('%.17g vs %.17g', nd, nh))
+    check(mtt.nn.utils.clip_grad_norm_(pd, 1e30) == nd, 'clip_grad_norm list deterministic ' .. dt)
+    -- clipping scales every gradient as on the cpu
+    local ch, cd = mtt.nn.utils.clip_grad_norm_(ph, 0.25), mtt.nn.utils.clip_grad_norm_(pd, 0.25)
+    check(math.abs(cd - ch) <= 1e-12 * ch, 'clip_grad_norm clip ' .. dt)
+    for k = 1, #ph do
+      if ph[k].grad then close('clipped gradient ' .. k .. ' ' .. dt, pd[k].grad, ph[k].grad, op_tol('mul', dt)) end
+    end
+    -- one parameter: the single-tensor path; parameters on both devices: one tensor at a time
+    local one = mtt.nn.utils.clip_grad_norm_({ pd[2] }, 1e30)
+    check(math.abs(one - mtt.nn.utils.clip_grad_norm_({ ph[2] }, 1e30)) <= 1e-12 * one, 'clip_grad_norm one tensor ' .. dt)
+    local mixed = mtt.nn.utils.clip_grad_norm_({ ph[1], pd[2], ph[3], pd[4] }, 1e30)
+    local ref = mtt.nn.utils.clip_grad_norm_({ ph[1], ph[2], ph[3], ph[4] }, 1e30)
+    check(math.abs(mixed - ref) <= 1e-12 * ref, 'clip_grad_norm mixed devices ' .. dt, string.format('%.17g vs %.17g', mixed, ref))
+  end
+  -- a non-finite gradient spreads as on the cpu
+  local a, b = mtt.ones(3):requires_grad(), mtt.ones(2):requires_grad()
+  ;(a * (0 / 0)):sum():backward()
+  ;(b * 2):sum():backward()
+  local da, db = to_cuda(a), to_cuda(b)
+  da:set_grad(a.grad:to('cuda')); db:set_grad(b.grad:to('cuda'))
+  local n = mtt.nn.utils.clip_grad_norm_({ da, db }, 1)
+  check(n ~= n, 'clip_grad_norm NaN spreads on cuda')
+end
+
+-- ---- mtt.device.prepare: a model moved to the device computes what it computed on the cpu ----
+do
+  local cfg = mtt.device.setup({ device = 'cuda', precision = 'f32' })
+  local conf = { vocab_size = 37, n_positions = 16, n_embd = 16, n_layer = 1, n_head = 2, resid_pdrop = 0,
+    embd_pdrop = 0, attn_pdrop = 0 }
+  local mh, md = mtt.nn.GPT(conf), mtt.nn.GPT(conf)
+  md:load_state_dict(mh:state_dict())
+  mtt.set_float32_matmul_precision('medium')
+  check(mtt.device.prepare(md, 'cuda') == md, 'prepare returns the model')
+  check(mtt.get_float32_matmul_precision() == 'medium', 'prepare to cuda by name keeps the precision setting')
+  mtt.device.setup({ device = 'cuda', precision = 'f32' })
+  local all_cuda = true
+  for _, p in ipairs(md:parameters()) do all_cuda = all_cuda and p.device == 'cuda' and p.is_leaf and p.grad_required end
+  check(all_cuda, 'prepare moves every parameter (leaves that require grad)')
+  local idx = mtt.randint(0, 37, { 2, 8 }, { generator = mtt.Generator(71) })
+  local tgt = mtt.randint(0, 37, { 2, 8 }, { generator = mtt.Generator(72) })
+  local di, dt = mtt.device.to(cfg, idx, tgt)
+  check(di.device == 'cuda' and dt.device == 'cuda', 'device.to moves a batch')
+  local _, lh = mh(idx, tgt)
+  local _, ld = md(di, dt)
+  check(math.abs(ld:item() - lh:item()) <= 1e-5 * math.abs(lh:item()), 'prepared model loss on cuda',
+    string.format('%.9g vs %.9g', ld:item(), lh:item()))
+  local cb = mtt.device.setup({ device = 'cuda', precision = 'bf16' })
+  local _, lb = md(di, dt)
+  check(cb.precision == 'bf16' and math.abs(lb:item() - lh:item()) <= 1e-2 * math.abs(lh:item()),
+    'prepared model loss in bf16', string.format('%.9g vs %.9g', lb:item(), lh:item()))
+  mtt.device.setup({ device = 'cpu' })
+end
+
 -- ---- errors on the device: values, never crashes ----
 do
   local w = mtt.zeros(5, 2, { device = 'cuda' })
@@ -474,7 +662,8 @@ do
   end)
   expect_error('mixed devices', { 'add', 'different devices' }, function() return mtt.zeros(3) + mtt.zeros(3, { device = 'cuda' }) end)
   expect_error('matmul mixed devices', { 'matmul', 'different devices' }, mtt.matmul, mtt.zeros(2, 2), mtt.zeros(2, 2, { device = 'cuda' }))
-  expect_error('item on cuda', { 'not on the cpu' }, function() return mtt.zeros(1, { device = 'cuda' }):item() end)
+  expect_error('set on cuda', { 'set', 'not on the cpu' }, function() local t = mtt.zeros(2, { device = 'cuda' }); t[1] = 1 end)
+  expect_error('item of many on cuda', { 'item', '3 elements' }, function() return mtt.zeros(3, { device = 'cuda' }):item() end)
   expect_error('huge allocation', { 'memory', 'cuda' }, mtt.zeros, 2e14, { device = 'cuda' })
   expect_error('larger than the device', { 'memory', 'cuda' }, mtt.empty, 200, 1024, 1024, 1024, { device = 'cuda' })
   -- the device still works after the errors

@@ -69,9 +69,12 @@ local function now()
   return tonumber(clock[0].s) + tonumber(clock[0].ns) * 1e-9
 end
 local t0 = now()
+local waits0 = o.device == 'cuda' and mtt.cuda.host_waits() or 0
 for _ = 1, o.steps do step() end
 sync()
 local dt = now() - t0
+-- host waits for the device per step (index checks, clipping, reads): each one drains the queue
+local waits = o.device == 'cuda' and (mtt.cuda.host_waits() - waits0 - 1) / o.steps or 0
 local loss = last:to('cpu'):item()
 local tokens = o.batch * o.block * o.steps
 local tps = tokens / dt
@@ -81,6 +84,6 @@ local stats = ffi.new('int64_t[4]')
 local peak_mem = o.device == 'cuda' and C.mtt_cuda_memory_stats(stats) == 0 and tonumber(stats[2]) or 0
 print(string.format('{"impl": "mtt", "device": "%s", "precision": "%s", "batch": %d, "block": %d, "params": %d, ' ..
   '"steps": %d, "ms_per_step": %.2f, "tokens_per_s": %.0f, "flops_per_token": %.4g, "mfu": %s, "clip": %s, ' ..
-  '"loss": %.4f, "peak_mem_gib": %.2f, "bf16_gemm": "%s", "gc_mb": %d}', info:gsub('"', "'"), o.precision, o.batch, o.block,
+  '"loss": %.4f, "peak_mem_gib": %.2f, "bf16_gemm": "%s", "gc_mb": %d, "host_waits_per_step": %.1f}', info:gsub('"', "'"), o.precision, o.batch, o.block,
   model:num_parameters(), o.steps, 1000 * dt / o.steps, tps, flops, peak and string.format('%.4f', tps * flops / peak) or 'null',
-  tostring(o.clip), loss, peak_mem / 2 ^ 30, os.getenv('MTT_CUDA_BF16_GEMM') or 'convert', o.gc_mb))
+  tostring(o.clip), loss, peak_mem / 2 ^ 30, os.getenv('MTT_CUDA_BF16_GEMM') or 'convert', o.gc_mb, waits))

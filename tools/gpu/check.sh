@@ -5,11 +5,13 @@
 #   2. the pre-training recipe's GPT (4 layers, width 256) trained 300 steps on cuda in f32, on cuda
 #      in bf16 and on the cpu, same seed and batches (tools/gpu/train_compare.lua): the loss curves
 #      side by side
+#   2b. mtt.train itself with device = 'cuda' (f32, bf16), against the cpu, and resumed from a
+#      checkpoint on cuda (tools/gpu/train_loop.lua; skips while mtt.train lacks the option)
 #   3. GPT-2 small training throughput (seq 1024, batch 8, bf16), mtt against PyTorch eager on the
 #      same GPU (tools/gpu/bench_gpt.lua, tools/gpu/bench_gpt_torch.py): tokens/s, MFU, ratio
 # Prepare on the build machine first (tools/gpu/prepare.sh), then through the device tool:
 #   run(command="tools/gpu/check.sh", carry=["build-gpu-run/rt.tar.xz"], timeout_s=600)
-# Writes $OUT/check.log, $OUT/train.csv and $OUT/bench.jsonl (or ./gpu-out/ without $OUT), and
+# Writes $OUT/check.log, $OUT/train.csv, $OUT/train_loop.txt and $OUT/bench.jsonl (or ./gpu-out/ without $OUT), and
 # prints a summary table last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -81,6 +83,16 @@ timeout 300 "$MTT" run tools/gpu/train_compare.lua steps=300 csv="$OUTDIR/train.
 rc=$?
 SUMMARY+=("training 300 steps (train.csv)|$([ $rc -eq 0 ] && echo done || echo "FAIL (rc $rc)")")
 while IFS= read -r line; do SUMMARY+=("  ${line#  }|"); done < <(grep ' vs ' "$OUTDIR/train.txt")
+
+# ---- 2b. mtt.train itself on cuda (device = / precision = options, resume) ----
+stamp "2b. mtt.train on cuda: tools/gpu/train_loop.lua"
+timeout 120 "$MTT" run tools/gpu/train_loop.lua dir="${TMPDIR:-/tmp}" | tee "$OUTDIR/train_loop.txt"
+rc=${PIPESTATUS[0]}
+if grep -q '^skipped' "$OUTDIR/train_loop.txt"; then
+  SUMMARY+=("mtt.train on cuda (train_loop.lua)|$(grep -m1 '^skipped' "$OUTDIR/train_loop.txt" | cut -c1-60)")
+else
+  SUMMARY+=("mtt.train on cuda (train_loop.lua)|$([ $rc -eq 0 ] && echo PASS || echo "FAIL (rc $rc)")")
+fi
 
 # ---- 3. throughput: GPT-2 small, seq 1024, batch 8 ----
 stamp "3. GPT-2 small training throughput, mtt vs PyTorch (seq 1024, batch 8)"

@@ -5,7 +5,7 @@
 --                                       [model=nn|local] [batch=8] [block=128] [layers=4] [embd=256]
 -- Model: recipes/pretrain.lua's (mtt.nn.GPT: GPT-2 layout, 4 layers, width 256, 4 heads, 128
 -- positions; model=local takes tools/gpu/gpt.lua instead), drawn on the cpu and moved with
--- Module:to. Training as the recipe: AdamW (0.9, 0.95), weight decay 0.1, lr 1e-3 after 40
+-- mtt.device.prepare after mtt.device.setup{device =, precision =} (the recipe setting). Training as the recipe: AdamW (0.9, 0.95), weight decay 0.1, lr 1e-3 after 40
 -- warm-up steps, cosine to 1e-4, clipping at 1. Data: the bytes of the repository's own text
 -- (vocabulary 256; the recipe's corpus and tokenizer are built artifacts the GPU machine lacks),
 -- batches drawn by a seeded generator on the cpu and moved, so every run sees the same tokens.
@@ -14,7 +14,6 @@
 package.path = 'tools/gpu/?.lua;' .. package.path
 local ffi = require 'ffi'
 local mtt = require 'mtt'
-local C = require('mtt.ffi').C
 
 local opts = { steps = 300, csv = '', runs = 'cuda,cuda-bf16,cpu', model = 'nn', batch = 8, block = 128, layers = 4,
   embd = 256 }
@@ -63,12 +62,13 @@ do
 end
 
 -- the model on the cpu from a fixed seed; params and a loss function
-local function build(device)
+local function build(dev)
+  local device = dev.device
   local H = opts.embd / 64
   if opts.model == 'nn' then
     local model = mtt.nn.GPT({ vocab_size = 256, n_positions = T, n_embd = opts.embd, n_layer = opts.layers,
       n_head = H, resid_pdrop = 0, embd_pdrop = 0, attn_pdrop = 0 }, { generator = mtt.Generator(1) })
-    model:to(device)
+    mtt.device.prepare(model, device)
     return model:parameters(), function(idx, tgt)
       local _, loss = model(idx, tgt)
       return loss
@@ -87,9 +87,11 @@ local function lr_at(s) -- the recipe's schedule, over 800 steps as there
 end
 
 local function run(name)
-  local device = name:match('^cuda') and 'cuda' or 'cpu'
-  C.mtt_set_float32_matmul_precision(name:match('bf16') and 2 or name:match('tf32') and 1 or 0)
-  local params, loss_of = build(device)
+  -- the recipe setting: device and precision in one call (mtt.device)
+  local dev = mtt.device.setup({ device = name:match('^cuda') and 'cuda' or 'cpu',
+    precision = name:match('bf16') and 'bf16' or name:match('tf32') and 'tf32' or 'f32' })
+  local device = dev.device
+  local params, loss_of = build(dev)
   local opt = mtt.optim.AdamW(params, { lr = 1e-3, weight_decay = 0.1, betas = { 0.9, 0.95 } })
   local losses, wall0, cpu0 = {}, os.time(), os.clock()
   for s = 1, opts.steps do
@@ -99,9 +101,9 @@ local function run(name)
     loss:backward()
     mtt.nn.utils.clip_grad_norm_(params, 1.0)
     opt:step()
-    losses[s] = loss:to('cpu'):item()
+    losses[s] = loss:item()
   end
-  C.mtt_set_float32_matmul_precision(0)
+  mtt.device.setup({ device = 'cpu' })
   print(string.format('  %-10s %d steps, loss %.4f -> %.4f (%d s wall, %.1f s cpu)', name, opts.steps, losses[1],
     losses[opts.steps], os.time() - wall0, os.clock() - cpu0))
   return losses

@@ -4,6 +4,7 @@
  *   mtt run FILE.lua [args...]   run a script (also: mtt FILE.lua [args...], mtt - for stdin)
  *   mtt -e 'code' [args...]      run a string (mtt is preloaded as a global)
  *   mtt repl                     interactive (also: mtt with no arguments on a terminal)
+ *   mtt report RUN_DIR...        render a run's report again (lua/mtt/report/init.lua, R.main)
  *   mtt --version | --help
  *
  * Scripts see `arg` (arg[0] the script, arg[1..] its arguments, as lua.c sets it) and the same
@@ -38,6 +39,12 @@ static const char usage[] =
     "usage: mtt run FILE.lua [args...]   run a script (also: mtt FILE.lua, mtt - for stdin)\n"
     "       mtt -e CODE [args...]        run a string of Lua (mtt is preloaded)\n"
     "       mtt repl                     interactive prompt (default on a terminal)\n"
+    "       mtt report RUN_DIR...        render RUN_DIR/report/ again (from report.json, or\n"
+    "                                    from metrics.jsonl for any training run)\n"
+    "       mtt pack RECIPE.lua -o X.mtt [--with-results RUN_DIR] [--with-checkpoints] [-- args]\n"
+    "       mtt run X.mtt [-o OUT] [--trust]   rerun a bundle (sandboxed unless trusted)\n"
+    "       mtt verify X.mtt [--rerun]       check a bundle's files (and rerun, compare metrics)\n"
+    "       mtt unpack X.mtt [-o DIR]        unpack a bundle, checking every file\n"
     "       mtt --version                versions of mtt, LuaJIT and the BLAS in use\n"
     "       mtt --help                   this text\n"
     "environment: MTT_LIBRARY (libmtt.so to load), MTT_ROOT (folder holding lua/ and core/),\n"
@@ -141,6 +148,51 @@ static int run_string(lua_State *L, const char *code, char **argv, int argc, int
   return report(L, status);
 }
 
+/* ---- [bundle: mtt pack | unpack | verify, and mtt run BUNDLE (lua/mtt/bundle/cli.lua)] ---- */
+static int is_bundle_path(const char *p) {
+  size_t n = strlen(p);
+  return (n > 4 && !strcmp(p + n - 4, ".mtt")) || (n > 8 && !strcmp(p + n - 8, ".tar.zst"));
+}
+
+/* pack, unpack, verify, or run with a bundle (not a .lua script) */
+static int is_bundle_command(const char *cmd, int argc, char **argv) {
+  if (!strcmp(cmd, "pack") || !strcmp(cmd, "unpack") || !strcmp(cmd, "verify")) return 1;
+  if (strcmp(cmd, "run") != 0) return 0;
+  for (int i = 2; i < argc; i++) /* the first operand: mtt run --trust X.mtt */
+    if (argv[i][0] != '-') return is_bundle_path(argv[i]);
+  return 0;
+}
+
+/* require('mtt.bundle.cli').main(argv[1], argv[2], ...) -> exit status */
+static int run_bundle_command(lua_State *L, char **argv, int argc) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "mtt.bundle.cli");
+  int status = mtt_tool_pcall(L, 1, 1, 0);
+  if (status != 0) return report(L, status);
+  lua_getfield(L, -1, "main");
+  lua_remove(L, -2);
+  int n = push_args(L, argv, argc, 1);
+  status = mtt_tool_pcall(L, n, 1, 0); /* messages to the user (a recipe's error names its line) */
+  if (status != 0) return report(L, status);
+  int rc = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return rc;
+}
+/* ---- [/bundle] ---- */
+
+/* a built-in chunk run like a script whose arguments are argv[script + 1..]; a command's errors
+ * are messages to its user, printed without a traceback */
+static int run_chunk(lua_State *L, const char *code, const char *name, char **argv, int argc,
+                     int script) {
+  set_arg_table(L, argv, argc, script);
+  int status = luaL_loadbuffer(L, code, strlen(code), name);
+  if (status == 0) {
+    int n = push_args(L, argv, argc, script + 1);
+    status = mtt_tool_pcall(L, n, 0, 0);
+  }
+  return report(L, status);
+}
+
 static int print_version(lua_State *L) {
   printf("mtt %s\n%s\n", MTT_VERSION, LUAJIT_VERSION);
   fflush(stdout);
@@ -196,6 +248,12 @@ int main(int argc, char **argv) {
     } else {
       status = run_string(L, argv[2], argv, argc, 2);
     }
+  } else if (is_bundle_command(cmd, argc, argv)) { /* [bundle] */
+    status = run_bundle_command(L, argv, argc);
+  } else if (!strcmp(cmd, "report")) {
+    /* all of it is Lua: mtt.report.main(RUN_DIR...) */
+    static const char code[] = "return require('mtt.report').main(...)";
+    status = run_chunk(L, code, "=(mtt report)", argv, argc, 1);
   } else if (!strcmp(cmd, "run")) {
     if (argc < 3) {
       fprintf(stderr, "mtt: run needs a script\n%s", usage);
