@@ -32,8 +32,22 @@
 --     at a fresh start, for dropout), progress = true, on_step = fn(info) (info: step, steps,
 --     loss, lr, tokens_per_s, elapsed, val_loss on eval steps; returning false stops the run
 --     after a checkpoint)
--- Returns {step, loss, val_loss, losses = {[step] = loss}, val_losses, elapsed, tokens,
--- resumed_from, run_dir} (losses of the steps run by this call).
+--   ckpt_steps = {1, 2, 5, 10, ...}: checkpoints at these steps as well (the early-dynamics
+--     schedule; mtt.train.checkpoint_steps(n) makes one); keep_checkpoints = 0 keeps them all
+--   init = path (a .safetensors file or a model folder holding model.safetensors) or a state
+--     dict: the weights a fresh start begins from (a resumed run takes its checkpoint's)
+--   device = 'cpu' | 'cuda' | 'auto', precision = 'f32' | 'tf32' | 'bf16' (mtt.device.setup: bf16
+--     matmuls with f32 master weights and optimizer state; on the cpu tf32/bf16 fall back to
+--     f32, said on stderr); the model is moved to the device before the optimizer is made
+-- Data with more to say (mtt.data.instruct): when data:batch returns a third value, info, and
+-- data has loss_by_task(logits, targets, info) -> {name = {sum =, count =}}, the per-task mean
+-- loss (per-token NLL of the forward that already ran, under no_grad) is logged as task_loss =
+-- {name = mean} over the steps since the last log line, and val_task_loss on eval steps; with
+-- info.n_tokens / info.n_target, real_tokens_per_s and target_tokens_per_s (pads not counted).
+-- data:set_step(step) is called at the start of each step and data:begin_eval() before each
+-- evaluation, when data has them.
+-- Returns {step, loss, val_loss, losses = {[step] = loss}, val_losses, task_loss, val_task_loss,
+-- elapsed, tokens, resumed_from, run_dir} (losses of the steps run by this call).
 --
 -- What it is not: a general trainer. One model, one data source, one optimizer family; recipes
 -- compose phases (pre-training, instruction tuning) from calls to it.
@@ -54,11 +68,11 @@ local OPTION_SPEC = table.concat({
   'lr:number min_lr:number warmup:number schedule:string weight_decay:number betas:table eps:number',
   'clip:number|boolean eval_every:number eval_batches:number ckpt_every:number keep_checkpoints:number',
   'run_dir:string|boolean name:string seed:number log_every:number resume:boolean on_step:function',
-  'progress:boolean' }, ' ')
+  'progress:boolean ckpt_steps:table init:string|table device:string precision:string' }, ' ')
 
 -- The configuration keys a resumed run must share with the run that wrote the checkpoint: a
 -- change to any of them would make the continued run a different run.
-local RESUME_KEYS = { 'steps', 'batch_size', 'grad_accum', 'lr', 'min_lr', 'warmup', 'schedule',
+local RESUME_KEYS = { 'precision', 'steps', 'batch_size', 'grad_accum', 'lr', 'min_lr', 'warmup', 'schedule',
   'weight_decay', 'eps', 'clip', 'eval_every', 'eval_batches' }
 
 local CKPT_FORMAT = 'mtt.train/1'
@@ -100,7 +114,14 @@ local function resolve(opts)
   if c.resume == nil then c.resume = true end
   if c.progress == nil then c.progress = true end
   int('steps', 1); int('batch_size', 1); int('grad_accum', 1); int('warmup', 0); int('eval_every', 0)
-  int('eval_batches', 1); int('ckpt_every', 0); int('keep_checkpoints', 1); int('log_every', 1)
+  int('eval_batches', 1); int('ckpt_every', 0); int('keep_checkpoints', 0); int('log_every', 1)
+  c.ckpt_at = {}
+  for i, s in ipairs(c.ckpt_steps or {}) do
+    if not is_int(s) or s < 1 then
+      raise(string.format("mtt.train: option 'ckpt_steps' must list integers >= 1, got %s at [%d]", tostring(s), i))
+    end
+    c.ckpt_at[s] = true
+  end
   if c.seed ~= nil then int('seed', 0) end
   if c.run_dir == nil then
     if c.name == nil then
@@ -194,8 +215,9 @@ local function save_checkpoint(c, model, groups, st)
     data = c.data.state and c.data:state() or nil, optimizer = opt_state, config = {},
   }
   for _, k in ipairs(RESUME_KEYS) do state.config[k] = c[k] end
+  state.task_acc = st.task_acc -- the per-task sums since the last log line (exact task_loss on resume)
   checkpoint.save(ckpt_path(c, st.step), { tensors = tensors, state = state })
-  checkpoint.prune(c.run_dir .. '/ckpt', c.keep_checkpoints)
+  if c.keep_checkpoints > 0 then checkpoint.prune(c.run_dir .. '/ckpt', c.keep_checkpoints) end
 end
 
 local function load_checkpoint(c, model, path)
@@ -247,10 +269,11 @@ end
 local function write_config(c, model)
   local cfg = {}
   for k, v in pairs(c) do
-    if k ~= 'model' and k ~= 'data' and k ~= 'on_step' and k ~= 'lr_at' then cfg[k] = v end
+    if k ~= 'model' and k ~= 'data' and k ~= 'on_step' and k ~= 'lr_at' and k ~= 'ckpt_at' then cfg[k] = v end
   end
   cfg.model = describe_model(model)
   cfg.data = { n_tokens = c.data.n_tokens, block_size = c.data.block_size }
+  if type(c.init) ~= 'string' then cfg.init = c.init and '(a state dict)' or nil end
   cfg.threads = require('mtt.ffi').C.mtt_get_num_threads()
   local ffi = require 'ffi'
   cfg.mtt_version = ffi.string(require('mtt.ffi').C.mtt_version())
@@ -258,25 +281,60 @@ local function write_config(c, model)
   if not ok then raise('mtt.train: cannot write config.json: ' .. tostring(err)) end
 end
 
+-- Adds the per-task sums of one forward into acc (name -> {sum, count}).
+local function add_task_loss(c, acc, logits, targets, info)
+  if info == nil or type(c.data.loss_by_task) ~= 'function' then return end
+  for name, v in pairs(c.data:loss_by_task(logits, targets, info)) do
+    local a = acc[name]
+    if not a then a = { sum = 0, count = 0 }; acc[name] = a end
+    a.sum, a.count = a.sum + v.sum, a.count + v.count
+  end
+end
+
+local function task_means(acc)
+  local out, any = {}, false
+  for name, a in pairs(acc) do
+    if a.count > 0 then out[name], any = a.sum / a.count, true end
+  end
+  return any and out or nil
+end
+
 local function evaluate(c, model)
   if model.eval then model:eval() end
-  local total = 0
+  if c.data.begin_eval then c.data:begin_eval() end
+  local total, acc = 0, {}
   autograd.no_grad(function()
     for _ = 1, c.eval_batches do
-      local idx, targets = c.data:batch('val', c.batch_size)
-      local _, loss = model(idx, targets)
+      local idx, targets, info = c.data:batch('val', c.batch_size)
+      local logits, loss = model(idx, targets)
       total = total + loss:item()
+      add_task_loss(c, acc, logits, targets, info)
     end
   end)
   if model.train then model:train() end
-  return total / c.eval_batches
+  return total / c.eval_batches, task_means(acc)
+end
+
+-- The weights of option init: a state dict, a .safetensors file, or a folder with model.safetensors.
+local function load_init(c, model)
+  local sd = c.init
+  if type(sd) == 'string' then
+    local io_ = require 'mtt.io'
+    local path = sd
+    local st = io_.stat(path)
+    if st and st.is_dir then path = path .. '/model.safetensors' end
+    if not io_.stat(path) then raise("mtt.train: option 'init': no such file " .. path) end
+    sd = io_.load_safetensors(path)
+  end
+  model:load_state_dict(sd)
 end
 
 function M.train(opts)
   local c = resolve(opts)
   local model = c.model
   local writing = c.run_dir ~= false
-  local st = { step = 0, elapsed = 0, tokens = 0 }
+  if writing then require('mtt.sandbox').check_write(c.run_dir, 'mtt.train') end
+  local st = { step = 0, elapsed = 0, tokens = 0, task_acc = {} }
   local ck, ck_state
 
   if writing then
@@ -287,6 +345,7 @@ function M.train(opts)
     if path then
       ck, ck_state = load_checkpoint(c, model, path)
       st.step, st.elapsed, st.tokens = ck_state.step, ck_state.elapsed or 0, ck_state.tokens or 0
+      st.task_acc = ck_state.task_acc or {}
       metrics.truncate(c.run_dir .. '/metrics.jsonl', st.step)
     else
       -- a fresh start in a used folder: the old run's files would mix with this one's
@@ -294,6 +353,11 @@ function M.train(opts)
       os.remove(c.run_dir .. '/metrics.jsonl')
     end
     write_config(c, model)
+  end
+  if c.init and not ck then load_init(c, model) end
+  if c.device or c.precision then -- (models that are not mtt.nn modules stay where they are)
+    local device = require 'mtt.device'
+    model = device.prepare(model, device.setup({ device = c.device, precision = c.precision }))
   end
 
   local groups = make_optimizers(c, model)
@@ -324,19 +388,25 @@ function M.train(opts)
   local first_step = st.step
   local t_start = progress.now()
   local elapsed0, tokens0 = st.elapsed, st.tokens
-  local t_log, tokens_log = t_start, 0
+  local t_log, tokens_log, real_log, target_log = t_start, 0, 0, 0
   if model.train then model:train() end
 
   local step = st.step
   while step < c.steps do
     step = step + 1
     local loss_sum, tokens = 0, 0
+    if c.data.set_step then c.data:set_step(step) end
     for _ = 1, c.grad_accum do
-      local idx, targets = c.data:batch('train', c.batch_size)
-      local _, loss = model(idx, targets)
+      local idx, targets, info = c.data:batch('train', c.batch_size)
+      local logits, loss = model(idx, targets)
       if c.grad_accum > 1 then (loss * (1 / c.grad_accum)):backward() else loss:backward() end
       loss_sum = loss_sum + loss:item()
       tokens = tokens + idx:numel()
+      if type(info) == 'table' then
+        add_task_loss(c, st.task_acc, logits, targets, info)
+        real_log = real_log + (info.n_tokens or 0)
+        target_log = target_log + (info.n_target or 0)
+      end
     end
     local loss = loss_sum / c.grad_accum
     if loss ~= loss or loss == math.huge then
@@ -358,17 +428,24 @@ function M.train(opts)
     local record
     local is_eval = c.eval_every > 0 and (step % c.eval_every == 0 or step == c.steps)
     if step % c.log_every == 0 or step == c.steps or is_eval then
-      record = { step = step, loss = loss, lr = lr, tokens_per_s = tokens_log / math.max(now - t_log, 1e-9) }
-      t_log, tokens_log = now, 0
+      local dt = math.max(now - t_log, 1e-9)
+      record = { step = step, loss = loss, lr = lr, tokens_per_s = tokens_log / dt }
+      if real_log > 0 then record.real_tokens_per_s, record.target_tokens_per_s = real_log / dt, target_log / dt end
+      record.task_loss = task_means(st.task_acc)
+      result.task_loss = record.task_loss or result.task_loss
+      st.task_acc = {}
+      t_log, tokens_log, real_log, target_log = now, 0, 0, 0
     end
     local info = { step = step, steps = c.steps, loss = loss, lr = lr, elapsed = st.elapsed,
       elapsed_run = now - t_start, first_step = first_step,
       tokens_per_s = (st.tokens - tokens0) / math.max(now - t_start, 1e-9) }
     if bar then bar:update(step, info) end
     if is_eval then
-      local val = evaluate(c, model)
+      local val, val_tasks = evaluate(c, model)
       result.val_losses[step], result.val_loss = val, val
       record.val_loss = val
+      record.val_task_loss = val_tasks
+      result.val_task_loss = val_tasks or result.val_task_loss
       info.val_loss = val
       st.elapsed = elapsed0 + (progress.now() - t_start)
       say(string.format('step %d: val loss %.4f', step, val))
@@ -378,7 +455,7 @@ function M.train(opts)
       if log then log.log(record) end
     end
     local stop = c.on_step and c.on_step(info) == false
-    if writing and ((c.ckpt_every > 0 and step % c.ckpt_every == 0) or step == c.steps or stop) then
+    if writing and ((c.ckpt_every > 0 and step % c.ckpt_every == 0) or c.ckpt_at[step] or step == c.steps or stop) then
       save_checkpoint(c, model, groups, st)
     end
     if stop then break end
@@ -387,6 +464,23 @@ function M.train(opts)
   if log then log.close() end
   result.step, result.elapsed, result.tokens = st.step, st.elapsed, st.tokens
   return result
+end
+
+-- checkpoint_steps(n[, {first = 1}]) -> {1, 2, 5, 10, 20, 50, 100, ...} up to n, and n: dense early,
+-- sparse later (a 1-2-5 series), for ckpt_steps.
+function M.checkpoint_steps(n, opts)
+  local o = options.check('mtt.train.checkpoint_steps', opts, 'first:number')
+  if not is_int(n) or n < 1 then raise('mtt.train.checkpoint_steps: n must be an integer >= 1, got ' .. tostring(n)) end
+  local out, first, decade = {}, o.first or 1, 1
+  while decade <= n do
+    for _, m in ipairs({ 1, 2, 5 }) do
+      local s = m * decade
+      if s >= first and s < n then out[#out + 1] = s end
+    end
+    decade = decade * 10
+  end
+  out[#out + 1] = n
+  return out
 end
 
 -- mtt.train{...} calls M.train; mtt.train.schedule, .metrics, .progress are the parts.

@@ -21,6 +21,7 @@ M.DEFAULTS = {
   val_fraction = 0.05, seed = 1337, threads = 0, -- 0: mtt's default thread count
   samples = 3, sample_tokens = 60, temperature = 0.8, top_k = 40,
   max_corpus_bytes = 0, -- 0: all of it; otherwise the first N bytes of each file (quick runs)
+  device = 'cpu', precision = 'f32', -- mtt.device.setup: 'cuda' and 'bf16' where a GPU is present
 }
 -- --quick: the same pipeline at toy size, for tests and a first look
 M.QUICK = { run_dir = 'runs/pretrain-quick', vocab_size = 512, block_size = 32, n_layer = 2, n_embd = 64,
@@ -128,7 +129,7 @@ function M.run(cfg)
     batch_size = cfg.batch_size, lr = cfg.lr, min_lr = cfg.min_lr, warmup = cfg.warmup, schedule = 'cosine',
     weight_decay = cfg.weight_decay, betas = { 0.9, 0.95 }, clip = 1.0, eval_every = cfg.eval_every,
     eval_batches = cfg.eval_batches, ckpt_every = cfg.ckpt_every, log_every = cfg.log_every, seed = cfg.seed,
-    progress = cfg.progress ~= false }
+    progress = cfg.progress ~= false, device = cfg.device, precision = cfg.precision }
 
   local bpb, unigram_bpb = validation_bits(cfg, model, tok, corpus)
   local dir = cfg.run_dir .. '/model'

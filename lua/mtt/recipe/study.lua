@@ -30,7 +30,7 @@ M.DEFAULTS = {
   pt_steps = 800, pt_batch_size = 16, pt_lr = 1e-3, pt_max_corpus_bytes = 0,
   -- instruction tuning
   it_steps = 600, it_batch_size = 16, it_lr = 3e-4, it_format = 'tk', it_k = 2, it_cap = 3000,
-  it_temperature = 2.0, it_reverse_to = 10.0, it_ckpt_steps = { 10, 25, 50, 100, 200, 400 },
+  it_temperature = 2.0, it_reverse_to = 10.0, it_ckpt_steps = { 10, 25, 50, 100, 200, 400 }, it_eval_every = 50,
   early_step = 50, replay_ratios = { 0.1, 0.25 },
   methods = { 'uniform', 'proportional', 'temperature', 'reverse' },
   -- evaluation
@@ -88,13 +88,18 @@ function M.instruct(cfg, method, replay_ratio)
   local base = M.pretrain(cfg)
   local name = (replay_ratio or 0) > 0 and string.format('replay-%g', replay_ratio) or method
   local run_dir = cfg.dir .. '/instruct/' .. name
-  local icfg = {
-    base = base.model_dir, run_dir = run_dir, steps = cfg.it_steps, batch_size = cfg.it_batch_size,
-    lr = cfg.it_lr, format = cfg.it_format, k = cfg.it_k, cap = cfg.it_cap, seed = cfg.seeds[1],
-    rate = method, temperature = cfg.it_temperature, reverse_to = cfg.it_reverse_to,
+  local icfg = {}
+  for k, v in pairs(recipe.instruct.DEFAULTS) do icfg[k] = v end
+  local set = {
+    base = base.model_dir, run_dir = run_dir, steps = cfg.it_steps, batch_size = cfg.it_batch_size, lr = cfg.it_lr,
+    min_lr = cfg.it_lr / 10, format = cfg.it_format, k = cfg.it_k, cap = cfg.it_cap, seed = cfg.seeds[1],
     ckpt_steps = cfg.it_ckpt_steps, replay = replay_ratio or 0, corpus = base.cfg.corpus,
-    train_split = cfg.train_split, tasks_dir = cfg.tasks_dir, max_corpus_bytes = base.cfg.max_corpus_bytes,
+    split = cfg.train_split, tasks_dir = cfg.tasks_dir, eval_every = cfg.it_eval_every, threads = 0,
+    rate = method == 'uniform' and 'uniform' or 'proportional',
+    temperature = method == 'temperature' and cfg.it_temperature or 1,
+    temperature_end = method == 'reverse' and cfg.it_reverse_to or 0,
   }
+  for k, v in pairs(set) do icfg[k] = v end
   if not recipe.model_dir.exists(run_dir .. '/model') then
     say('== instruction tuning: %s (%s)', name, run_dir)
     recipe.instruct(icfg)
