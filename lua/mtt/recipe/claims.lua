@@ -18,7 +18,11 @@ local function mean_ci(xs)
 end
 
 -- task -> value of the rows matching `match` (mean over seeds)
-local function per_task(rows, match) return (R.by(R.where(rows, match), 'task')) end
+local function per_task(rows, match)
+  local by = R.by(R.where(rows, match), 'task')
+  by['*'] = nil -- the evaluations' mean-over-tasks rows
+  return by
+end
 
 local function correlation_verdict(report, claim, xs, ys, what, expect_positive)
   local r, p = mtt.stats.pearson(xs, ys)
@@ -59,7 +63,7 @@ function M.transfer_before_after(cfg, report)
       for i = 1, #bx do gaps[#gaps + 1] = tx[i] - bx[i] end
     end
   end
-  report:table { name = 'transfer_before_after', rows = table_rows,
+  report:table { name = 'table_transfer_before_after', rows = table_rows,
     columns = { 'model', 'format', 'n', 'loss', 'ci95', 'tasks' } }
   report:plot { kind = 'line', name = 'transfer_before_after', title = 'Transfer: fine-tuned loss vs n',
     xlabel = 'fine-tuning examples n', ylabel = 'test loss after fine-tuning (nats/token)', series = series,
@@ -84,7 +88,7 @@ function M.transfer_vs_icl(cfg, report)
     'fine-tuning on n = %d examples (%s encoding).', k, n, cfg.transfer_formats[1]))
   local rows = {}
   for i, t in ipairs(tasks) do rows[i] = { task = t, icl_loss = fmt(xs[i]), transfer_loss = fmt(ys[i]) } end
-  report:table { name = 'transfer_vs_icl', rows = rows, columns = { 'task', 'icl_loss', 'transfer_loss' } }
+  report:table { name = 'table_transfer_vs_icl', rows = rows, columns = { 'task', 'icl_loss', 'transfer_loss' } }
   report:plot { kind = 'scatter', name = 'transfer_vs_icl', title = 'Transfer vs ICL (held-out tasks)',
     xlabel = string.format('%d-shot ICL loss (nats/token)', k),
     ylabel = string.format('transfer loss, n = %d (nats/token)', n),
@@ -114,7 +118,7 @@ function M.task_sampling(cfg, report)
     end
     local train_loss = final_mean('task_loss')
     local val_loss = final_mean('val_task_loss')
-    local erows = study.evaluate_track(cfg, run)
+    local erows = study.evaluate_icl_end(cfg, run)
     local steps = R.values(R.where(erows, { kind = 'icl' }), 'step')
     local last = steps[#steps]
     local icl = per_task(erows, { kind = 'icl', metric = 'loss', step = last, k = cfg.track_k })
@@ -128,7 +132,7 @@ function M.task_sampling(cfg, report)
         icl_hi or icl_m } }
     seen_val[#seen_val + 1], icl_vals[#icl_vals + 1] = val_loss, icl_m
   end
-  report:table { name = 'task_sampling', rows = rows,
+  report:table { name = 'table_task_sampling', rows = rows,
     columns = { 'method', 'seen_train_loss', 'seen_heldout_loss', 'unseen_icl_loss' } }
   report:plot { kind = 'bar', name = 'task_sampling', title = 'Losses by task-sampling method',
     ylabel = 'loss (nats/token)', categories = { 'seen train', 'seen held-out', 'unseen ICL' }, groups = groups }
@@ -176,7 +180,7 @@ function M.replay(cfg, report)
   end
   report:text(string.format('Held-out tasks evaluated at every checkpoint: transfer loss (n = %d, id encoding) and ' ..
     '%d-shot ICL loss; step 0 is the pre-trained model. Error bars: 95%% CI over tasks.', cfg.track_n, cfg.track_k))
-  report:table { name = 'replay', rows = rows, columns = { 'replay', 'step', 'transfer_loss', 'icl_loss' } }
+  report:table { name = 'table_replay', rows = rows, columns = { 'replay', 'step', 'transfer_loss', 'icl_loss' } }
   report:plot { kind = 'line', name = 'replay_transfer', title = 'Transfer during instruction tuning',
     xlabel = 'instruction-tuning step', ylabel = 'transfer loss (nats/token)', series = tr_series }
   report:plot { kind = 'line', name = 'replay_icl', title = 'ICL during instruction tuning',
@@ -215,7 +219,7 @@ function M.early_dynamics(cfg, report)
     local name = string.format('early_dynamics_%d_%d', window[1], window[2])
     local rows = {}
     for j, t in ipairs(tasks) do rows[j] = { task = t, d_transfer = fmt(xs[j]), d_icl = fmt(ys[j]) } end
-    report:table { name = name, rows = rows, columns = { 'task', 'd_transfer', 'd_icl' } }
+    report:table { name = 'table_' .. name, rows = rows, columns = { 'task', 'd_transfer', 'd_icl' } }
     report:plot { kind = 'scatter', name = name, title = string.format('Change from step %d to %d', window[1], window[2]),
       xlabel = 'change in transfer loss (nats/token)', ylabel = 'change in ICL loss (nats/token)',
       series = { { label = 'held-out task', x = xs, y = ys, names = tasks } }, fit = true }

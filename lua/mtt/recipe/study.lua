@@ -38,6 +38,7 @@ M.DEFAULTS = {
   tasks_dir = 'build/data/tasks', max_heldout = 0, eval_instances = 40,
   icl_k = { 0, 2 }, transfer_n = { 5, 10, 20, 40 }, transfer_formats = { 'id', 'exemplars' },
   transfer_steps = 30, transfer_lr = 1e-3, track_k = 2, track_n = 20,
+  transfer_scores = { 'loss', 'acc', 'generate' }, -- 'generate': exact match and ROUGE-L by greedy decoding
 }
 
 -- The quickstart: the same plan, reduced to fit 30 minutes on 2 CPU cores.
@@ -47,7 +48,7 @@ M.QUICK = {
   pt_batch_size = 16, pt_lr = 2e-3, pt_max_corpus_bytes = 3000000,
   it_steps = 300, it_ckpt_steps = { 10, 25, 50, 100, 200 }, early_step = 25, replay_ratios = { 0.25 },
   methods = { 'uniform', 'proportional', 'reverse' }, max_heldout = 0, eval_instances = 24,
-  icl_k = { 0, 2 }, transfer_n = { 4, 16 }, transfer_steps = 20, track_n = 16,
+  icl_k = { 0, 2 }, transfer_n = { 4, 16 }, transfer_steps = 20, track_n = 16, transfer_scores = { 'loss', 'acc' },
 }
 
 local function say(fmt, ...) print(string.format(fmt, ...)) end
@@ -115,7 +116,7 @@ end
 
 local function transfer_settings(cfg, n, format)
   return { tasks = M.tasks(cfg).heldout, n = n, format = format, steps = cfg.transfer_steps, lr = cfg.transfer_lr,
-    max_instances = cfg.eval_instances }
+    max_instances = cfg.eval_instances, scores = cfg.transfer_scores }
 end
 
 -- The full evaluation of a model folder's run at `step` (0: the base model).
@@ -135,6 +136,13 @@ function M.evaluate_track(cfg, run)
   return recipe.evaluate { run_dir = run.run_dir, base = run.base.model_dir, steps = 'checkpoints', seeds = cfg.seeds,
     icl = icl_settings(cfg, { cfg.track_k }), transfer = transfer_settings(cfg, { cfg.track_n }, 'id'),
     label = 'track' }
+end
+
+-- ICL alone at the end of a run (the sampling comparison): the same settings as the tracking
+-- evaluation's ICL, so rows already computed there are reused.
+function M.evaluate_icl_end(cfg, run)
+  return recipe.evaluate { run_dir = run.run_dir, steps = 'end', seeds = cfg.seeds,
+    icl = icl_settings(cfg, { cfg.track_k }), label = 'track' }
 end
 
 -- The base model's full evaluation lives in the pre-training run folder (at its last step).
@@ -177,13 +185,8 @@ function M.main(args)
   local verdicts = claims.run(cfg, args.claims, report)
   report:write()
   print(string.format('\nreport: %s/report.md (%d s in all)', dir, os.time() - t0))
-  for _, v in ipairs(verdicts) do print(M.verdict_line(v)) end
+  for _, v in ipairs(verdicts) do print('verdict: ' .. v) end
   return verdicts, dir
-end
-
-function M.verdict_line(v)
-  local mark = v.holds == true and 'HOLDS' or (v.holds == false and 'DOES NOT HOLD' or 'UNDECIDED')
-  return string.format('verdict [%s] %s: %s', mark, v.claim, v.statistic)
 end
 
 -- The settings as one line (lists joined), for the report's header.
