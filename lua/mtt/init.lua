@@ -91,5 +91,52 @@ mtt.data.corpus = require('mtt.data.corpus').new
 -- [/io]
 
 mtt.tokenizer = require 'mtt.tokenizer' -- byte-level BPE, GPT-2's (lua/mtt/tokenizer.lua)
+mtt.recipe = require 'mtt.recipe' -- phases, model folders, settings, scheduled evaluations (lua/mtt/recipe/)
+
+-- text metrics (mtt.metrics: exact_match, rouge_l as SNI), statistics, reports
+mtt.metrics = require 'mtt.metrics'
+mtt.stats = require 'mtt.stats' -- correlations with p, bootstrap and t intervals (lua/mtt/stats.lua)
+mtt.report = require 'mtt.report' -- reports: markdown, CSV, SVG/PNG plots (lua/mtt/report/)
+
+-- devices and precision (lua/mtt/device.lua): mtt.device.setup{device =, precision =},
+-- mtt.device.prepare(model, cfg); torch's names for the f32 matmul precision and the cuda queries.
+mtt.device = require 'mtt.device'
+mtt.set_float32_matmul_precision = mtt.device.set_float32_matmul_precision
+mtt.get_float32_matmul_precision = mtt.device.get_float32_matmul_precision
+do
+  local cuda_stats = ffi.new('int64_t[4]')
+  mtt.cuda.device_count = function() return C.mtt_cuda_device_count() end
+  mtt.cuda.get_device_name = function() return ffi.string(C.mtt_cuda_device_info()) end
+  mtt.cuda.is_emulated = function() return C.mtt_cuda_is_emulated() ~= 0 end
+  mtt.cuda.synchronize = function() U.check_status(C.mtt_cuda_synchronize()) end
+  mtt.cuda.empty_cache = function() U.check_status(C.mtt_cuda_empty_cache()) end
+  mtt.cuda.host_waits = function() return tonumber(C.mtt_cuda_host_waits()) end
+  -- bytes: allocated (in use by tensors), cached (free, kept for reuse), peak allocated, total
+  mtt.cuda.memory_stats = function()
+    U.check_status(C.mtt_cuda_memory_stats(cuda_stats))
+    return { allocated = tonumber(cuda_stats[0]), cached = tonumber(cuda_stats[1]),
+      peak_allocated = tonumber(cuda_stats[2]), total = tonumber(cuda_stats[3]) }
+  end
+end
+
+-- task mixtures (seqio rates, temperature schedules) and instruction-tuning batches
+-- with replay (lua/mtt/data/mixture.lua, lua/mtt/data/instruct.lua)
+mtt.data.mixture = require 'mtt.data.mixture'
+mtt.data.instruct = require 'mtt.data.instruct'
+
+-- task collections, prompt encodings (lua/mtt/tasks.lua)
+mtt.tasks = require 'mtt.tasks'
+
+-- evaluations (lua/mtt/eval/): mtt.eval.icl{...} (k-shot loss, acc/acc_norm, generation
+-- scored by mtt.metrics), mtt.eval.transfer{...} (fine-tuning transfer on held-out tasks),
+-- mtt.eval.transfer_gap, mtt.eval.score (batched log-likelihoods, greedy generation)
+mtt.eval = require 'mtt.eval'
+
+-- the REPL's `:` commands (lua/mtt/repl/): mtt.repl.command(':runs'), mtt.repl.run(dir)
+mtt.repl = require 'mtt.repl'
+
+-- mtt.bundle: pack, run, verify, unpack recipe bundles (lua/mtt/bundle/); the sandbox
+-- (lua/mtt/sandbox.lua) is deliberately not a field: a sandboxed recipe sees this table.
+mtt.bundle = require 'mtt.bundle'
 
 return mtt
