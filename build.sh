@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # build.sh: the whole set-up of mtt on a Debian 12 machine, in one command.
-#   ./build.sh run    install what is missing, build, run the example recipe (the main job)
+#   ./build.sh run    install what is missing, build, run the quickstart (the whole study, reduced)
 #   ./build.sh test   install what is missing (incl. PyTorch for reference tests), build, run
 #                     every test: ctest on the normal build, and the C tests again under
 #                     AddressSanitizer + UndefinedBehaviorSanitizer
@@ -98,7 +98,7 @@ build_sanitized() {
 case "${1:-}" in
   deps) install_deps "${2:-}" ;;
   build) install_deps; build; build_corpus; build_tasks ;;
-  run) install_deps; build; build_corpus; build_tasks; ./build/mtt run recipes/example.lua ;;
+  run) install_deps; build; build_corpus; build_tasks; ./build/mtt run recipes/quickstart.lua ;;
   test)
     install_deps test
     build
