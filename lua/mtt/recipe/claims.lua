@@ -24,13 +24,48 @@ local function per_task(rows, match)
   return by
 end
 
+-- Pearson r with a percentile bootstrap interval over tasks (resampling (x, y) pairs).
+local function bootstrap_r(xs, ys)
+  local pairs_ = {}
+  for i = 1, #xs do pairs_[i] = { xs[i], ys[i] } end
+  return mtt.stats.bootstrap(function(sample)
+    local x, y = {}, {}
+    for i, it in ipairs(sample) do x[i], y[i] = it[1], it[2] end
+    return (mtt.stats.pearson(x, y))
+  end, pairs_, { n = 1000, seed = 0 })
+end
+
 local function correlation_verdict(report, claim, xs, ys, what, expect_positive)
   local r, p = mtt.stats.pearson(xs, ys)
   local rs, ps = mtt.stats.spearman(xs, ys)
+  local lo, hi = bootstrap_r(xs, ys)
   local holds = (expect_positive and r > 0 or r < 0) and p < 0.05
   return report:verdict { claim = claim, holds = holds,
-    statistic = string.format('%s: Pearson r = %.3f (p = %s), Spearman rho = %.3f (p = %s), n = %d tasks', what, r,
-      pstr(p), rs, pstr(ps), #xs) }, r, p
+    statistic = string.format('%s: Pearson r = %.3f (p = %s, 95%% bootstrap CI over tasks [%.3f, %.3f]), ' ..
+      'Spearman rho = %.3f (p = %s), n = %d tasks', what, r, pstr(p), lo, hi, rs, pstr(ps), #xs) }, r, p
+end
+
+-- The mean over tasks of the rows matching `match`, with a 95% interval: over seeds (of the
+-- per-seed means over tasks) when there are several seeds, else over tasks.
+local function mean_over_tasks(rows, match)
+  local sel = R.where(rows, match)
+  local seeds = R.values(sel, 'seed')
+  if #seeds > 1 then
+    local means = {}
+    for _, seed in ipairs(seeds) do
+      local m = {}
+      for t, v in pairs(R.by(R.where(sel, { seed = seed }), 'task')) do if t ~= '*' then m[#m + 1] = v end end
+      means[#means + 1] = R.mean(m)
+    end
+    local m, lo, hi = mean_ci(means)
+    local ntasks = 0
+    for _, t in ipairs(R.values(sel, 'task')) do if t ~= '*' then ntasks = ntasks + 1 end end
+    return m, lo, hi, ntasks, 'seeds'
+  end
+  local xs = {}
+  for t, v in pairs(per_task(sel, {})) do xs[#xs + 1] = v end
+  local m, lo, hi = mean_ci(xs)
+  return m, lo, hi, #xs, 'tasks'
 end
 
 -- Claim 1: instruction tuning hurts transfer (fine-tuned loss vs n, base vs tuned, 2 encodings).
@@ -40,19 +75,17 @@ function M.transfer_before_after(cfg, report)
   report:text('Each held-out task is fine-tuned from the model on n of its training instances (' ..
     cfg.transfer_steps .. ' AdamW steps, lr ' .. cfg.transfer_lr .. '), then scored on its test instances: mean ' ..
     'target loss per token (lower is better). Base = the pre-trained model, tuned = after instruction tuning ' ..
-    '(proportional mixture). Error bars: 95% CI over held-out tasks.')
+    '(proportional mixture). Error bars: 95% CI over seeds when there are several, else over held-out tasks.')
   local series, table_rows, gaps = {}, {}, {}
   for _, format in ipairs(cfg.transfer_formats) do
     for _, which in ipairs({ { 'base', base }, { 'tuned', tuned } }) do
       local s = { label = which[1] .. ' (' .. format .. ')', x = {}, y = {}, lo = {}, hi = {} }
       for _, n in ipairs(cfg.transfer_n) do
-        local vals = per_task(which[2], { kind = 'transfer', metric = 'loss', n = n, format = format })
-        local xs = {}
-        for _, v in pairs(vals) do xs[#xs + 1] = v end
-        local m, lo, hi = mean_ci(xs)
+        local m, lo, hi, ntasks, over = mean_over_tasks(which[2], { kind = 'transfer', metric = 'loss', n = n,
+          format = format })
         s.x[#s.x + 1], s.y[#s.y + 1], s.lo[#s.lo + 1], s.hi[#s.hi + 1] = n, m, lo or m, hi or m
         table_rows[#table_rows + 1] = { model = which[1], format = format, n = n, loss = fmt(m),
-          ci95 = lo and string.format('[%s, %s]', fmt(lo), fmt(hi)) or '-', tasks = #xs }
+          ci95 = lo and string.format('[%s, %s] over %s', fmt(lo), fmt(hi), over) or '-', tasks = ntasks }
       end
       series[#series + 1] = s
     end
@@ -165,10 +198,7 @@ function M.replay(cfg, report)
     for _, step in ipairs(R.values(erows, 'step')) do
       for _, pair in ipairs({ { ts, { kind = 'transfer', metric = 'loss', step = step, n = cfg.track_n } },
         { is, { kind = 'icl', metric = 'loss', step = step, k = cfg.track_k } } }) do
-        local vals = per_task(erows, pair[2])
-        local xs = {}
-        for _, v in pairs(vals) do xs[#xs + 1] = v end
-        local m, lo, hi = mean_ci(xs)
+        local m, lo, hi = mean_over_tasks(erows, pair[2])
         local s = pair[1]
         s.x[#s.x + 1], s.y[#s.y + 1], s.lo[#s.lo + 1], s.hi[#s.hi + 1] = step, m, lo or m, hi or m
       end
@@ -179,7 +209,8 @@ function M.replay(cfg, report)
     tr_series[#tr_series + 1], icl_series[#icl_series + 1] = ts, is
   end
   report:text(string.format('Held-out tasks evaluated at every checkpoint: transfer loss (n = %d, id encoding) and ' ..
-    '%d-shot ICL loss; step 0 is the pre-trained model. Error bars: 95%% CI over tasks.', cfg.track_n, cfg.track_k))
+    '%d-shot ICL loss; step 0 is the pre-trained model. Error bars: 95%% CI over seeds when there are ' ..
+    'several, else over tasks.', cfg.track_n, cfg.track_k))
   report:table { name = 'table_replay', rows = rows, columns = { 'replay', 'step', 'transfer_loss', 'icl_loss' } }
   report:plot { kind = 'line', name = 'replay_transfer', title = 'Transfer during instruction tuning',
     xlabel = 'instruction-tuning step', ylabel = 'transfer loss (nats/token)', series = tr_series }

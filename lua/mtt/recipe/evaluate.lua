@@ -142,7 +142,7 @@ function M.run(opts)
           local args = { model = model, tokenizer = tok, seed = seed }
           for k, v in pairs(settings) do args[k] = v end
           if o.samples then
-            args.samples = string.format('%s/samples/%s-step%d-seed%d.jsonl', o.run_dir, kind, step, seed)
+            args.samples = string.format('%s/samples/%s-%s-step%d-seed%d.jsonl', o.run_dir, kind, tags[kind], step, seed)
             require('mtt.io').makedirs(o.run_dir .. '/samples')
           end
           local t0 = os.clock()

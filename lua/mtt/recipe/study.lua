@@ -39,6 +39,7 @@ M.DEFAULTS = {
   icl_k = { 0, 2 }, transfer_n = { 5, 10, 20, 40 }, transfer_formats = { 'id', 'exemplars' },
   transfer_steps = 30, transfer_lr = 1e-3, track_k = 2, track_n = 20,
   transfer_scores = { 'loss', 'acc', 'generate' }, -- 'generate': exact match and ROUGE-L by greedy decoding
+  samples = false, -- true: per-sample logs (prompt, target, output, scores) in <run>/samples/*.jsonl
 }
 
 -- The quickstart: the same plan, reduced to fit 30 minutes on 2 CPU cores.
@@ -125,7 +126,7 @@ function M.evaluate_full(cfg, run, step)
   for i, format in ipairs(cfg.transfer_formats) do
     local r = recipe.evaluate { run_dir = run.run_dir, base = run.base_dir, steps = { step }, seeds = cfg.seeds,
       icl = i == 1 and icl_settings(cfg, cfg.icl_k) or nil, transfer = transfer_settings(cfg, cfg.transfer_n, format),
-      label = 'full' }
+      label = 'full', samples = cfg.samples }
     for _, row in ipairs(r) do rows[#rows + 1] = row end
   end
   return rows
@@ -135,14 +136,14 @@ end
 function M.evaluate_track(cfg, run)
   return recipe.evaluate { run_dir = run.run_dir, base = run.base.model_dir, steps = 'checkpoints', seeds = cfg.seeds,
     icl = icl_settings(cfg, { cfg.track_k }), transfer = transfer_settings(cfg, { cfg.track_n }, 'id'),
-    label = 'track' }
+    label = 'track', samples = cfg.samples }
 end
 
 -- ICL alone at the end of a run (the sampling comparison): the same settings as the tracking
 -- evaluation's ICL, so rows already computed there are reused.
 function M.evaluate_icl_end(cfg, run)
   return recipe.evaluate { run_dir = run.run_dir, steps = 'end', seeds = cfg.seeds,
-    icl = icl_settings(cfg, { cfg.track_k }), label = 'track' }
+    icl = icl_settings(cfg, { cfg.track_k }), label = 'track', samples = cfg.samples }
 end
 
 -- The base model's full evaluation lives in the pre-training run folder (at its last step).
