@@ -10,39 +10,22 @@ local bfs = require 'mtt.bundle.fs'
 local archive = require 'mtt.bundle.archive'
 local manifest = require 'mtt.bundle.manifest'
 local cache = require 'mtt.bundle.cache'
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local failures, checks = 0, 0
-local function check(cond, what)
-  checks = checks + 1
-  if not cond then
-    failures = failures + 1
-    print('FAIL: ' .. what)
-  end
-end
+local checker = testlib.checker('test_bundle')
+local check = checker.check
 
 local PY = '/usr/bin/python3'
--- the mtt command running this test (arg[-2] when run as `mtt run test.lua`)
-local MTT = arg[-2] or (mtt.root .. '/build/mtt')
+local MTT = testlib.mtt_binary()
 local cwd0 = bfs.getcwd()
-if MTT:sub(1, 1) ~= '/' and MTT:find('/') then MTT = cwd0 .. '/' .. MTT end
 
-local base = os.tmpname()
-os.remove(base)
-mtt.io.makedirs(base)
+local base = testlib.tmpdir()
 cache.root = base .. '/cache'
 local function write(path, text)
   mtt.io.makedirs(bfs.dirname(path))
-  local f = assert(io.open(path, 'wb'))
-  f:write(text)
-  f:close()
+  testlib.write(path, text)
 end
-local function read(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local read = testlib.read
 -- runs a shell command; its exit status and output (stdout and stderr)
 local function sh(cmd)
   local p = io.popen('(' .. cmd .. ') 2>&1; echo "rc=$?"')
@@ -410,5 +393,4 @@ do
 end
 
 bfs.rmtree(base)
-print(string.format('test_bundle: %d checks, %d failures', checks, failures))
-if failures > 0 then os.exit(1) end
+checker.done()

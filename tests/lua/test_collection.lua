@@ -11,28 +11,14 @@
 -- tasks), fit 128 tokens for >= 95% of all instances.
 local mtt = require 'mtt'
 local cjson = require('cjson').new()
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local checks = 0
-local function check(cond, msg)
-  if not cond then error(msg, 2) end
-  checks = checks + 1
-end
-
-local function read(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local checker = testlib.checker('test_collection', { stop = true })
+local check, read, sh = checker.check, testlib.read, testlib.sh
 local function lines(text)
   local t = {}
   for l in text:gmatch('[^\n]+') do t[#t + 1] = l end
   return t
-end
-local function sh(cmd)
-  local r = os.execute(cmd)
-  return r == 0 or r == true
 end
 local function capture(cmd)
   local p = io.popen(cmd)
@@ -263,4 +249,4 @@ check(opp.name == 'example_opposites' and #opp.instances == 6 and opp.metric == 
   'tasks/example_opposites.lua')
 
 os.execute('rm -rf ' .. out .. ' ' .. tmp .. '-tasks2 ' .. tmp .. '.log')
-print(string.format('test_collection: %d checks passed (%d s)', checks, os.time() - wall0))
+checker.done(string.format('(%d s)', os.time() - wall0))

@@ -16,20 +16,11 @@ local mtt = require 'mtt'
 -- larger than the work (a fine-tuning step takes 2 ms on one thread, 16 ms CPU on two)
 mtt.threads(1)
 local cjson = require('cjson').new()
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then
-    failures = failures + 1
-    print('FAIL: ' .. msg)
-  end
-  return cond
-end
-local function near(a, b, tol) return type(a) == 'number' and type(b) == 'number' and math.abs(a - b) <= (tol or 1e-9) end
-
-local tmp = os.getenv('TMPDIR') or '/tmp'
-local work = string.format('%s/mtt_test_eval_icl_%d', tmp, io.open('/proc/self/stat'):read('*n'))
-os.execute("rm -rf '" .. work .. "' && mkdir -p '" .. work .. "'")
+local checker = testlib.checker('test_eval_icl')
+local check, near = checker.check, testlib.near
+local work = testlib.tmpdir()
 
 -- prompts and tokens: mtt.tasks.encode ('exemplars': "Input: x\nOutput: y\n\n" per
 -- demonstration, then "Input: x\nOutput:"; target ' ' .. output, then end of text)
@@ -341,9 +332,5 @@ do
   check(not ok and tostring(err):find('los', 1, true), 'unknown score named: ' .. tostring(err))
 end
 
-os.execute("rm -rf '" .. work .. "'")
-if failures > 0 then
-  print(failures .. ' failure(s)')
-  os.exit(1)
-end
-print('test_eval_icl: all passed')
+testlib.rmdir(work)
+checker.done()

@@ -13,16 +13,10 @@ local mtt = require 'mtt'
 -- larger than the work (a fine-tuning step takes 2 ms on one thread, 16 ms CPU on two)
 mtt.threads(1)
 local ffi = require 'ffi'
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then
-    failures = failures + 1
-    print('FAIL: ' .. msg)
-  end
-  return cond
-end
-local function near(a, b, tol) return type(a) == 'number' and type(b) == 'number' and math.abs(a - b) <= (tol or 1e-9) end
+local checker = testlib.checker('test_eval_transfer')
+local check, near = checker.check, testlib.near
 
 -- ---- data: two tasks with one answer each (learnable in a few steps), one with options ----
 local words = { 'apple', 'river', 'stone', 'cloud', 'green', 'table', 'music', 'light', 'paper', 'horse', 'glass',
@@ -173,8 +167,4 @@ do
   for _, r in ipairs(gap_rows) do check(r.gap == 0, 'two orders: zero gap for ' .. r.task .. ' ' .. r.metric) end
 end
 
-if failures > 0 then
-  print(failures .. ' failure(s)')
-  os.exit(1)
-end
-print('test_eval_transfer: all passed')
+checker.done()

@@ -19,19 +19,11 @@
 -- Real task files: ../shared/data/niv2 (Super-NaturalInstructions).
 local ffi = require 'ffi'
 local mtt = require 'mtt'
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then
-    failures = failures + 1
-    print('FAIL: ' .. msg)
-  end
-  return cond
-end
-
-local tmp = os.getenv('TMPDIR') or '/tmp'
-local work = string.format('%s/mtt_test_instruct_%d', tmp, io.open('/proc/self/stat'):read('*n'))
-os.execute("rm -rf '" .. work .. "' && mkdir -p '" .. work .. "'")
+local checker = testlib.checker('test_instruct')
+local check = checker.check
+local work = testlib.tmpdir()
 
 mtt.threads(2)
 local NIV2 = mtt.root .. '/../shared/data/niv2'
@@ -362,7 +354,7 @@ do
   assert(mtt.train.metrics.write_file(base .. '/config.json', mtt.train.metrics.encode(m.config) .. '\n'))
   mtt.io.save_safetensors(base .. '/model.safetensors', m:state_dict({ tied = false }))
   tok2:save(base .. '/tokenizer.json')
-  local exe = io.open('/proc/self/cmdline'):read('*a'):match('^([^%z]+)')
+  local exe = testlib.mtt_binary()
   local cmd = string.format("'%s' run '%s/recipes/instruct.lua' --quick --set base='%s' --set run_dir='%s/run' " ..
     "--set fallback_tasks='%s' --set split=/nonexistent 2>&1", exe, mtt.root, base, work, NIV2)
   local p = io.popen(cmd)
@@ -381,9 +373,5 @@ do
   check(#recs > 0 and recs[#recs].task_loss and recs[#recs].val_task_loss, 'the recipe logs per-task series')
 end
 
-os.execute("rm -rf '" .. work .. "'")
-if failures > 0 then
-  print(string.format('test_instruct: %d checks failed', failures))
-  os.exit(1)
-end
-print('test_instruct: all checks passed')
+testlib.rmdir(work)
+checker.done()

@@ -4,19 +4,12 @@
 -- .punctuation / str.split on non-ASCII strings (python3-nltk, a TEST package of build.sh).
 local mtt = require 'mtt'
 local M = mtt.metrics
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local checks = 0
-local function check(cond, msg)
-  if not cond then error(msg, 2) end
-  checks = checks + 1
-end
+local checker = testlib.checker('test_metrics', { stop = true })
+local check, expect_error = checker.check, checker.expect_error
 local function near(a, b, what)
   check(math.abs(a - b) < 1e-12, string.format('%s: got %.15g, expected %.15g', what, a, b))
-end
-local function expect_error(what, piece, f, ...)
-  local ok, err = pcall(f, ...)
-  check(not ok, what .. ': no error raised')
-  check(tostring(err):find(piece, 1, true), string.format('%s: message "%s" lacks "%s"', what, tostring(err), piece))
 end
 
 -- Exact match: lowercase, drop string.punctuation, collapse whitespace; articles are kept.
@@ -87,14 +80,14 @@ expect_error('RL bad option', "unknown option 'stemmer'", M.rouge_l, 'a', 'a', {
 
 -- References from Python ------------------------------------------------------------------
 local function run_python(script, input_lines)
-  local dir = os.tmpname(); os.remove(dir); os.execute('mkdir -p ' .. dir)
+  local dir = testlib.tmpdir()
   local f = assert(io.open(dir .. '/ref.py', 'w')); f:write(script); f:close()
   f = assert(io.open(dir .. '/in.txt', 'w')); f:write(table.concat(input_lines, '\n'), '\n'); f:close()
   local ok = os.execute(string.format('/usr/bin/python3 %s/ref.py < %s/in.txt > %s/out.txt', dir, dir, dir))
   check(ok == 0 or ok == true, 'python reference failed (needs python3-nltk: ./build.sh deps test)')
   local out = {}
   for l in io.lines(dir .. '/out.txt') do out[#out + 1] = l end
-  os.execute('rm -rf ' .. dir)
+  testlib.rmdir(dir)
   return out
 end
 
@@ -230,4 +223,4 @@ end
 check(em_ones >= 20 and nonzero >= 100, 'the generated pairs exercise both metrics')
 print(string.format('rouge_l/exact_match: %d generated pairs agree with Python (%d with ROUGE-L > 0, %d exact matches)',
   #pairs_in, nonzero, em_ones))
-print(string.format('test_metrics: %d checks passed', checks))
+checker.done()

@@ -11,15 +11,10 @@
 --   4. schedules, filters (name, category, wildcard), describe(), and errors naming the field.
 local mtt = require 'mtt'
 local mixture = mtt.data.mixture
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then
-    failures = failures + 1
-    print('FAIL: ' .. msg)
-  end
-  return cond
-end
+local checker = testlib.checker('test_mixture')
+local check = checker.check
 local function close(a, b, tol) return math.abs(a - b) <= (tol or 1e-12) * math.max(1, math.abs(b)) end
 
 -- tasks with n training examples each (only #train matters to a mixture)
@@ -199,8 +194,4 @@ check_error('schedule at run time', function()
   mixture { tasks = tasks, temperature = function(step) return step > 5 and -1 or 1 end }:sample(6, 1)
 end, 'temperature at step 6')
 
-if failures > 0 then
-  print(string.format('test_mixture: %d checks failed', failures))
-  os.exit(1)
-end
-print('test_mixture: all checks passed')
+checker.done()

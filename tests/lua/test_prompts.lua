@@ -11,25 +11,11 @@
 -- Run: mtt run tests/lua/test_prompts.lua (from the repository root).
 local mtt = require 'mtt'
 local tasks = mtt.tasks
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local NIV2 = os.getenv('MTT_NIV2_DIR') or '../shared/data/niv2'
-if not mtt.io.stat(NIV2) then NIV2 = '/work/shared/data/niv2' end
-assert(mtt.io.stat(NIV2), 'test_prompts: the shared NIv2 files are missing (' .. NIV2 .. ')')
-
-local checks = 0
-local function check(cond, msg, ...)
-  if not cond then error(string.format(msg, ...), 2) end
-  checks = checks + 1
-end
-local function expect_error(what, pieces, f, ...)
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ': no error raised', 2) end
-  err = tostring(err)
-  for _, p in ipairs(pieces) do
-    if not err:find(p, 1, true) then error(string.format('%s: message "%s" lacks "%s"', what, err, p), 2) end
-  end
-  checks = checks + 1
-end
+local NIV2 = testlib.niv2_dir('test_prompts')
+local checker = testlib.checker('test_prompts', { stop = true })
+local check, expect_error = checker.check, checker.expect_error
 local function eq_list(a, b)
   if #a ~= #b then return false end
   for i = 1, #a do if a[i] ~= b[i] then return false end end
@@ -245,4 +231,4 @@ local dt = os.clock() - t0
 print(string.format('encoded %d instances (tk, k = 2, max_len 256) in %.2f s (%.0f / s)', n, dt, n / dt))
 check(dt < 20, 'encoding is too slow')
 
-print(string.format('test_prompts: %d checks passed', checks))
+checker.done()

@@ -9,13 +9,12 @@ local common = require 'mtt.repl.common'
 local runs = require 'mtt.repl.runs'
 local complete = require 'mtt.complete'
 local show = require 'mtt.show'
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local failures = 0
+local checker = testlib.checker('test_repl_commands')
+-- extra: shown under the message when the check fails (the text a chart or table came out as)
 local function check(cond, msg, extra)
-  if not cond then
-    failures = failures + 1
-    io.stderr:write('FAIL: ', msg, extra and ('\n' .. tostring(extra)) or '', '\n')
-  end
+  return checker.check(cond, extra and msg .. '\n' .. tostring(extra) or msg)
 end
 local function same(a, b) return table.concat(a, '\1') == table.concat(b, '\1') end
 
@@ -77,8 +76,7 @@ local t = common.table({ 'name', 'v' }, { { 'a', 1.5 }, { 'bbb', 10 } })
 check(t == 'name    v\n----  ---\na     1.5\nbbb    10', 'table: numbers right-aligned', t)
 
 -- ---- run folders ----
-local tmp = os.tmpname()
-os.remove(tmp)
+local tmp = testlib.tmpdir()
 mtt.io.makedirs(tmp .. '/r1/ckpt')
 do
   local f = assert(io.open(tmp .. '/r1/metrics.jsonl', 'w'))
@@ -150,9 +148,5 @@ check(show(task):find('definition: Copy the input.', 1, true), 'show: a task', s
 check(show({ task, task }):find('  2  Task(toy_copy', 1, true), 'show: a list of tasks', show({ task, task }))
 check(show(1, 'a') == '1\ta', 'show: several values on one line')
 
-os.execute('rm -rf ' .. tmp)
-if failures > 0 then
-  io.stderr:write(failures, ' failure(s)\n')
-  os.exit(1)
-end
-print('test_repl_commands: words, chart, tables, run folders, completion, command errors and summaries work')
+testlib.rmdir(tmp)
+checker.done('(words, chart, tables, run folders, completion, command errors and summaries)')

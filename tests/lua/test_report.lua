@@ -8,23 +8,11 @@
 -- (MTT_NO_PNG=1 stands in) the report says so and embeds SVGs.
 local mtt = require 'mtt'
 local rep = mtt.report
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local checks = 0
-local function check(cond, msg)
-  if not cond then error(msg, 2) end
-  checks = checks + 1
-end
-local function expect_error(what, piece, f, ...)
-  local ok, err = pcall(f, ...)
-  check(not ok, what .. ': no error raised')
-  check(tostring(err):find(piece, 1, true), string.format('%s: message "%s" lacks "%s"', what, tostring(err), piece))
-end
-local function read(path)
-  local f = io.open(path, 'rb'); if not f then return nil end
-  local s = f:read('*a'); f:close(); return s
-end
-local function write(path, s) local f = assert(io.open(path, 'wb')); f:write(s); f:close() end
-local function sh(cmd) local ok = os.execute(cmd); return ok == 0 or ok == true end
+local checker = testlib.checker('test_report', { stop = true })
+local check, expect_error = checker.check, checker.expect_error
+local read, write, sh = testlib.read, testlib.write, testlib.sh
 -- runs a command: success (exit status 0) and its output (stdout and stderr)
 local function cmd_out(cmd)
   local f = os.tmpname()
@@ -34,12 +22,8 @@ local function cmd_out(cmd)
   return ok, out
 end
 
--- the mtt binary running this test (arg[-k] is the first word of the command line)
-local bin_i = -1
-while arg[bin_i - 1] do bin_i = bin_i - 1 end
-local MTT = arg[bin_i]
-local tmp = os.tmpname(); os.remove(tmp)
-check(sh('mkdir -p ' .. tmp), 'mkdir ' .. tmp)
+local MTT = testlib.mtt_binary()
+local tmp = testlib.tmpdir()
 local have_png = rep.png_tool() ~= nil
 print('rsvg-convert: ' .. (have_png and 'found' or 'missing (SVG only)'))
 
@@ -274,5 +258,5 @@ local svg5 = read(tmp .. '/run5/report/m.svg')
 rep.render(tmp .. '/run5/report/report.json')
 check(read(tmp .. '/run5/report/m.svg') == svg5 and not svg5:find('>99<', 1, true), 'report data are copied at r:plot')
 
-os.execute('rm -rf ' .. tmp)
-print(string.format('test_report: %d checks passed', checks))
+testlib.rmdir(tmp)
+checker.done()

@@ -5,26 +5,16 @@
 local mtt = require 'mtt'
 local sandbox = require 'mtt.sandbox'
 local bfs = require 'mtt.bundle.fs'
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local failures, checks = 0, 0
-local function check(cond, what)
-  checks = checks + 1
-  if not cond then
-    failures = failures + 1
-    print('FAIL: ' .. what)
-  end
-end
+local checker = testlib.checker('test_sandbox')
+local check = checker.check
 
 -- a fresh folder: base/run (the run folder: writable), base/bundle (readable), base/outside
-local base = os.tmpname()
-os.remove(base)
+local base = testlib.tmpdir()
 local run, bundle, outside = base .. '/run', base .. '/bundle', base .. '/outside'
 for _, d in ipairs({ run, bundle, outside }) do mtt.io.makedirs(d) end
-local function write(path, text)
-  local f = assert(io.open(path, 'wb'))
-  f:write(text)
-  f:close()
-end
+local write = testlib.write
 local function exists(path) return bfs.lstat(path) ~= nil end
 write(outside .. '/secret.txt', 'secret')
 write(bundle .. '/data.txt', 'packed data')
@@ -202,6 +192,4 @@ check(sandbox.check_write('/anywhere', 'x') == '/anywhere' and sandbox.check_rea
 bfs.chdir(cwd)
 
 bfs.rmtree(base)
-print(string.format('test_sandbox: %d checks, %d failures (%d escape attempts, each refused and lifted by trust)',
-  checks, failures, #cases))
-if failures > 0 then os.exit(1) end
+checker.done(string.format('(%d escape attempts, each refused and lifted by trust)', #cases))

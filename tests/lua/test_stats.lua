@@ -6,23 +6,16 @@ local ffi = require 'ffi'
 local mtt = require 'mtt'
 local cjson = require('cjson').new()
 local S = mtt.stats
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local checks = 0
-local function check(cond, msg)
-  if not cond then error(msg, 2) end
-  checks = checks + 1
-end
+local checker = testlib.checker('test_stats', { stop = true })
+local check, expect_error = checker.check, checker.expect_error
 local function rel(a, b, tol, what)
   local ok = (a == b) or math.abs(a - b) <= tol * math.max(math.abs(a), math.abs(b), 1e-300)
   check(ok, string.format('%s: got %.17g, expected %.17g (rel tol %g)', what, a, b, tol))
 end
 local function abs_near(a, b, tol, what)
   check(math.abs(a - b) <= tol, string.format('%s: got %.17g, expected %.17g (abs tol %g)', what, a, b, tol))
-end
-local function expect_error(what, piece, f, ...)
-  local ok, err = pcall(f, ...)
-  check(not ok, what .. ': no error raised')
-  check(tostring(err):find(piece, 1, true), string.format('%s: message "%s" lacks "%s"', what, tostring(err), piece))
 end
 
 -- By hand ---------------------------------------------------------------------------------
@@ -127,7 +120,7 @@ for i = 1, B do
 end
 cases.boot = { stats = bstats, alpha = 0.1 }
 
-local dir = os.tmpname(); os.remove(dir); os.execute('mkdir -p ' .. dir)
+local dir = testlib.tmpdir()
 local f = assert(io.open(dir .. '/in.json', 'w')); f:write(cjson.encode(cases)); f:close()
 f = assert(io.open(dir .. '/ref.py', 'w'))
 f:write([==[
@@ -149,7 +142,7 @@ json.dump(out, open(sys.argv[2], 'w'))
 local ok = os.execute(string.format('/usr/bin/python3 %s/ref.py %s/in.json %s/out.json', dir, dir, dir))
 check(ok == 0 or ok == true, 'scipy reference failed (needs python3-scipy: ./build.sh deps test)')
 f = assert(io.open(dir .. '/out.json')); local ref = cjson.decode(f:read('*a')); f:close()
-os.execute('rm -rf ' .. dir)
+testlib.rmdir(dir)
 
 local minp = 1
 for i, c in ipairs(cases.pearson) do
@@ -194,4 +187,4 @@ rel(blo, ref.boot[1], 1e-12, 'bootstrap lo vs numpy percentile of the same resam
 rel(bhi, ref.boot[2], 1e-12, 'bootstrap hi vs numpy percentile of the same resamples')
 print(string.format('scipy: %d pearson, %d spearman, %d t, %d betainc, %d t-interval cases agree (smallest nonzero p %.3g)',
   #cases.pearson, #cases.spearman, #cases.t, #cases.beta, #cases.ci, minp))
-print(string.format('test_stats: %d checks passed', checks))
+checker.done()

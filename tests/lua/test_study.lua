@@ -6,32 +6,27 @@
 -- 2's correlation recomputed from the CSV behind its plot.
 local mtt = require 'mtt'
 local cjson = require 'cjson'
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then
-    failures = failures + 1
-    io.stderr:write('FAIL: ', msg, '\n')
-  end
-end
+local checker = testlib.checker('test_study')
+local check = checker.check
 
-local bin_i = 0
-while arg[bin_i - 1] do bin_i = bin_i - 1 end
-local MTT = arg[bin_i]
-
-local dir = string.format('/tmp/mtt-test-study-%d', math.floor(os.time() % 100000))
-os.execute('rm -rf ' .. dir)
+local MTT = testlib.mtt_binary()
+local dir = testlib.tmpdir()
 local SETTINGS = table.concat({
   '--set dir=' .. dir, '--set pt_steps=30', '--set pt_vocab_size=512', '--set pt_n_embd=64',
   '--set pt_max_corpus_bytes=150000', '--set it_steps=12', '--set it_ckpt_steps=4,8', '--set early_step=4',
   '--set it_eval_every=6', '--set max_heldout=6', '--set eval_instances=6', '--set transfer_steps=3',
   '--set transfer_n=2,4', '--set track_n=4', '--set threads=1' }, ' ')
 
+-- runs cmd -> ok (exit status 0), output (LuaJIT's popen:close() does not report the status,
+-- so the shell appends it)
 local function run(cmd)
-  local p = io.popen(cmd .. ' 2>&1')
+  local p = io.popen(cmd .. ' 2>&1; echo "exit status $?"')
   local out = p:read('*a')
-  local ok = p:close()
-  return ok, out
+  p:close()
+  local status = tonumber(out:match('exit status (%d+)%s*$'))
+  return status == 0, out
 end
 
 local t0 = os.time()
@@ -122,9 +117,5 @@ if csv then
   check(#xs == 6, 'claim 2 should pair 6 held-out tasks, got ' .. #xs)
 end
 
-os.execute('rm -rf ' .. dir)
-if failures > 0 then
-  io.stderr:write(string.format('test_study: %d failures\n', failures))
-  os.exit(1)
-end
-print('test_study: all checks passed')
+testlib.rmdir(dir)
+checker.done()

@@ -16,41 +16,14 @@
 local mtt = require 'mtt'
 local cjson = require('cjson').new()
 local tasks = mtt.tasks
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 
-local NIV2 = os.getenv('MTT_NIV2_DIR') or '../shared/data/niv2'
-if not mtt.io.stat(NIV2) then NIV2 = '/work/shared/data/niv2' end
-assert(mtt.io.stat(NIV2), 'test_tasks: the shared NIv2 files are missing (' .. NIV2 .. ')')
-
-local checks = 0
-local function check(cond, msg, ...)
-  if not cond then error(string.format(msg, ...), 2) end
-  checks = checks + 1
-end
-local function expect_error(what, pieces, f, ...)
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ': no error raised', 2) end
-  err = tostring(err)
-  for _, p in ipairs(pieces) do
-    if not err:find(p, 1, true) then error(string.format('%s: message "%s" lacks "%s"', what, err, p), 2) end
-  end
-  checks = checks + 1
-  return err
-end
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  assert(ok == 0 or ok == true, 'command failed: ' .. cmd)
-end
-local function read(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
-local function write(path, s)
-  local f = assert(io.open(path, 'wb'))
-  f:write(s)
-  f:close()
-end
+local NIV2 = testlib.niv2_dir('test_tasks')
+local checker = testlib.checker('test_tasks', { stop = true })
+local check, expect_error = checker.check, checker.expect_error
+local function sh(cmd) assert(testlib.sh(cmd), 'command failed: ' .. cmd) end
+local function read(path) return (assert(testlib.read(path), 'cannot read ' .. path)) end
+local write = testlib.write
 -- deep equality of plain data; ignore: keys skipped at every level
 local function deep_equal(a, b, path, ignore)
   path = path or ''
@@ -71,9 +44,7 @@ local function deep_equal(a, b, path, ignore)
   return true
 end
 
-local tmp = os.tmpname()
-os.remove(tmp)
-mtt.io.makedirs(tmp)
+local tmp = testlib.tmpdir()
 
 -- ---- 1. the real files against Python's json ----
 local files = {}
@@ -421,5 +392,5 @@ sh(string.format('cp %s/task1146_country_capital.json %s/', NIV2, spec_dir))
 local mixed = tasks.load(spec_dir)
 check(#mixed == 2 and mixed[1].name == 'add_two_digits' and mixed[2].name == 'task1146_country_capital', 'folder of .lua + .json')
 
-sh('rm -rf ' .. tmp)
-print(string.format('test_tasks: %d checks passed', checks))
+testlib.rmdir(tmp)
+checker.done()

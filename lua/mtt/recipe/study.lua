@@ -76,6 +76,8 @@ function M.pretrain(cfg)
     if name then pcfg[name] = v end
   end
   pcfg.run_dir, pcfg.seed, pcfg.samples = cfg.dir .. '/pretrain', cfg.seeds[1] * 1000 + 337, 0
+  pcfg.warmup = math.min(pcfg.warmup, math.floor(pcfg.steps / 10)) -- short runs (tests) warm up less
+  pcfg.eval_every = math.min(pcfg.eval_every, pcfg.steps)
   pcfg.progress = true
   local dir = pcfg.run_dir .. '/model'
   if not recipe.model_dir.exists(dir) then
@@ -102,6 +104,7 @@ function M.instruct(cfg, method, replay_ratio)
     temperature_end = method == 'reverse' and cfg.it_reverse_to or 0,
   }
   for k, v in pairs(set) do icfg[k] = v end
+  icfg.warmup = math.min(icfg.warmup, math.floor(icfg.steps / 10))
   if not recipe.model_dir.exists(run_dir .. '/model') then
     say('== instruction tuning: %s (%s)', name, run_dir)
     recipe.instruct(icfg)
