@@ -34,8 +34,8 @@ M.DEFAULTS = {
   early_step = 50, replay_ratios = { 0.1, 0.25 },
   methods = { 'uniform', 'proportional', 'temperature', 'reverse' },
   -- evaluation
-  heldout = 'tasks/splits/default/test_tasks.txt', train_split = 'tasks/splits/default/train_tasks.txt',
-  tasks_dir = 'build/data/tasks', max_heldout = 0, eval_instances = 40,
+  heldout = mtt.root .. '/tasks/splits/default/test_tasks.txt',
+  train_split = mtt.root .. '/tasks/splits/default/train_tasks.txt', tasks_dir = mtt.root .. '/build/data/tasks', max_heldout = 0, eval_instances = 40,
   icl_k = { 0, 2 }, transfer_n = { 5, 10, 20, 40 }, transfer_formats = { 'id', 'exemplars' },
   transfer_steps = 30, transfer_lr = 1e-3, track_k = 2, track_n = 20,
   transfer_scores = { 'loss', 'acc', 'generate' }, -- 'generate': exact match and ROUGE-L by greedy decoding
