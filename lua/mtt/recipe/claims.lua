@@ -45,6 +45,9 @@ local function interval_holds(lo, hi)
 end
 
 local function correlation_verdict(report, claim, xs, ys, what, expect_positive)
+  if #xs < 3 then
+    return report:verdict { claim = claim, statistic = string.format('%s: only %d tasks, no correlation', what, #xs) }
+  end
   local r, p = mtt.stats.pearson(xs, ys)
   local rs, ps = mtt.stats.spearman(xs, ys)
   local lo, hi = bootstrap_r(xs, ys)
