@@ -220,6 +220,16 @@ local function save_checkpoint(c, model, groups, st)
   if c.keep_checkpoints > 0 then checkpoint.prune(c.run_dir .. '/ckpt', c.keep_checkpoints) end
 end
 
+-- The model's tensors of a loaded training checkpoint (mtt.checkpoint.load(path)): everything
+-- but the optimizer's moments, ready for model:load_state_dict.
+function M.model_state(ck)
+  local sd = {}
+  for name, t in pairs(ck.tensors) do
+    if name:sub(1, 10) ~= 'optimizer.' then sd[name] = t end
+  end
+  return sd
+end
+
 local function load_checkpoint(c, model, path)
   local checkpoint = require 'mtt.checkpoint'
   local ck = checkpoint.load(path)
@@ -236,11 +246,7 @@ local function load_checkpoint(c, model, path)
     end
   end
   -- the model's tensors (load_state_dict copies them out of the memory-mapped file)
-  local sd = {}
-  for name, t in pairs(ck.tensors) do
-    if name:sub(1, 10) ~= 'optimizer.' then sd[name] = t end
-  end
-  model:load_state_dict(sd)
+  model:load_state_dict(M.model_state(ck))
   return ck, state
 end
 

@@ -279,24 +279,34 @@ function I.icl(opts)
           for _, m in ipairs(I.METRICS) do
             if vals[m] then rows[#rows + 1] = { task = task.name, k = k, seed = seed, metric = m, value = vals[m], n = n } end
           end
-          if o.progress then
-            local info = { task = task.name, index = ti, tasks = #tasks, k = k, seed = seed, values = vals }
-            if type(o.progress) == 'function' then o.progress(info)
-            else io.stderr:write(string.format('icl %d/%d %s k=%d seed=%d loss=%s\n', ti, #tasks, task.name, k, seed,
-                tostring(vals.loss))) end
-          end
+          I.progress(o.progress, { task = task.name, index = ti, tasks = #tasks, k = k, seed = seed, values = vals },
+            string.format('icl %d/%d %s k=%d seed=%d', ti, #tasks, task.name, k, seed))
         end
       end
     end
   end)
   if writer then writer.close() end
   if not ok then error(err, 0) end
-  local means, groups, order = I.mean_rows(rows, { 'k', 'seed', 'metric' })
+  return I.append_means(rows, { 'k', 'seed', 'metric' }, 'n')
+end
+
+-- Appends to rows the mean over tasks per group of `keys` (task = '*'), with the number of
+-- tasks in `count_field`; returns rows.
+function I.append_means(rows, keys, count_field)
+  local means, groups, order = I.mean_rows(rows, keys)
   for i, r in ipairs(means) do
-    r.n = groups[order[i]].n
+    r[count_field] = groups[order[i]].n
     rows[#rows + 1] = r
   end
   return rows
+end
+
+-- The `progress` option of the evaluations: a function gets info, true prints `line` and the
+-- loss on stderr.
+function I.progress(progress, info, line)
+  if not progress then return end
+  if type(progress) == 'function' then progress(info)
+  else io.stderr:write(line, ' loss=', tostring(info.values.loss), '\n') end
 end
 
 return I

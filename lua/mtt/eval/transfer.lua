@@ -189,25 +189,15 @@ function M.transfer(opts)
                 train_loss = train_loss }
             end
           end
-          if o.progress then
-            local info = { task = task.name, index = ti, tasks = #tasks, n = n, seed = seed, values = vals,
-              train_loss = train_loss }
-            if type(o.progress) == 'function' then o.progress(info)
-            else io.stderr:write(string.format('transfer %d/%d %s n=%d seed=%d loss=%s\n', ti, #tasks, task.name, n,
-                seed, tostring(vals.loss))) end
-          end
+          icl.progress(o.progress, { task = task.name, index = ti, tasks = #tasks, n = n, seed = seed, values = vals,
+            train_loss = train_loss }, string.format('transfer %d/%d %s n=%d seed=%d', ti, #tasks, task.name, n, seed))
         end
       end
     end
   end)
   if writer then writer.close() end
   if not ok then error(err, 0) end
-  local means, groups, order = icl.mean_rows(rows, { 'n', 'seed', 'metric' })
-  for i, r in ipairs(means) do
-    r.count = groups[order[i]].n
-    rows[#rows + 1] = r
-  end
-  return rows
+  return icl.append_means(rows, { 'n', 'seed', 'metric' }, 'count')
 end
 
 function M.transfer_gap(tuned, base)

@@ -24,6 +24,14 @@ local function per_task(rows, match)
   return by
 end
 
+-- The per-task differences b - a over the tasks both have, as a list in task order.
+local function differences(a, b)
+  local d, tasks = mtt.stats.delta(a, b)
+  local list = {}
+  for i, t in ipairs(tasks) do list[i] = d[t] end
+  return list
+end
+
 -- Pearson r with a percentile bootstrap interval over tasks (resampling (x, y) pairs).
 local function bootstrap_r(xs, ys)
   local pairs_ = {}
@@ -105,8 +113,7 @@ function M.transfer_before_after(cfg, report)
     for _, n in ipairs(cfg.transfer_n) do
       local b = per_task(base, { kind = 'transfer', metric = 'loss', n = n, format = format })
       local t = per_task(tuned, { kind = 'transfer', metric = 'loss', n = n, format = format })
-      local bx, tx = R.paired(b, t)
-      for i = 1, #bx do gaps[#gaps + 1] = tx[i] - bx[i] end
+      for _, gap in ipairs(differences(b, t)) do gaps[#gaps + 1] = gap end
     end
   end
   report:table { name = 'table_transfer_before_after', rows = table_rows,
@@ -128,7 +135,7 @@ function M.transfer_vs_icl(cfg, report)
   local n = cfg.transfer_n[math.ceil(#cfg.transfer_n / 2)]
   local icl = per_task(tuned, { kind = 'icl', metric = 'loss', k = k })
   local tr = per_task(tuned, { kind = 'transfer', metric = 'loss', n = n, format = cfg.transfer_formats[1] })
-  local xs, ys, tasks = R.paired(icl, tr)
+  local tasks, xs, ys = mtt.stats.align(icl, tr)
   report:section('2. Transfer vs in-context learning across held-out tasks')
   report:text(string.format('After instruction tuning: per held-out task, the %d-shot ICL loss and the loss after ' ..
     'fine-tuning on n = %d examples (%s encoding).', k, n, cfg.transfer_formats[1]))
@@ -190,9 +197,7 @@ function M.task_sampling(cfg, report)
   local worst_icl = 1
   for i = 2, #rows do if icl_vals[i] > icl_vals[worst_icl] then worst_icl = i end end
   -- paired over tasks: the worst method's ICL loss minus the best one's (> 0 when they differ)
-  local a, b = R.paired(icl_tasks[worst_icl], icl_tasks[best_icl])
-  local diffs = {}
-  for i = 1, #a do diffs[i] = a[i] - b[i] end
+  local diffs = differences(icl_tasks[best_icl], icl_tasks[worst_icl])
   local m, lo, hi = mean_ci(diffs)
   local holds = nil
   if #rows > 1 then holds = interval_holds(lo, hi) end
@@ -238,9 +243,7 @@ function M.replay(cfg, report)
     xlabel = 'instruction-tuning step', ylabel = string.format('%d-shot ICL loss (nats/token)', cfg.track_k),
     series = icl_series }
   local best = #runs
-  local a, b = R.paired(finals[1], finals[best])
-  local diffs = {}
-  for i = 1, #a do diffs[i] = a[i] - b[i] end
+  local diffs = differences(finals[best], finals[1])
   local m, lo, hi = mean_ci(diffs)
   return report:verdict { claim = 'Replay mitigates the loss of transfer (final transfer loss lower with replay)',
     holds = interval_holds(lo, hi),
@@ -263,10 +266,7 @@ function M.early_dynamics(cfg, report)
   for i, window in ipairs({ { 0, early }, { early, last } }) do
     local t0, t1 = at('transfer', window[1]), at('transfer', window[2])
     local i0, i1 = at('icl', window[1]), at('icl', window[2])
-    local dt, di = {}, {}
-    for task, v in pairs(t1) do if t0[task] then dt[task] = v - t0[task] end end
-    for task, v in pairs(i1) do if i0[task] then di[task] = v - i0[task] end end
-    local xs, ys, tasks = R.paired(dt, di)
+    local tasks, xs, ys = mtt.stats.align((mtt.stats.delta(t0, t1)), (mtt.stats.delta(i0, i1)))
     local name = string.format('early_dynamics_%d_%d', window[1], window[2])
     local rows = {}
     for j, t in ipairs(tasks) do rows[j] = { task = t, d_transfer = fmt(xs[j]), d_icl = fmt(ys[j]) } end

@@ -71,19 +71,11 @@ local function load_weights(o, model, step)
   end
   local path = checkpoint.path(o.run_dir .. '/ckpt', step)
   if not require('mtt.io').stat(path) then
-    fail(string.format('%s: no checkpoint of step %d (have: %s)', o.run_dir, step,
-      table.concat((function()
-        local l = {}
-        for _, c in ipairs(checkpoint.list(o.run_dir .. '/ckpt')) do l[#l + 1] = c.step end
-        return l
-      end)(), ', ')))
+    local have = {}
+    for _, c in ipairs(checkpoint.list(o.run_dir .. '/ckpt')) do have[#have + 1] = c.step end
+    fail(string.format('%s: no checkpoint of step %d (have: %s)', o.run_dir, step, table.concat(have, ', ')))
   end
-  local ck = checkpoint.load(path)
-  local sd = {}
-  for name, t in pairs(ck.tensors) do
-    if not name:match('^optimizer%.') and not name:match('^state%.') then sd[name] = t end
-  end
-  model:load_state_dict(sd, { strict = false })
+  model:load_state_dict(require('mtt.train').model_state(checkpoint.load(path)))
   return path
 end
 
@@ -93,12 +85,6 @@ local function done_units(rows)
     if r.kind and r.eval then done[string.format('%s|%s|%s|%s', r.kind, r.step, r.seed, r.eval)] = true end
   end
   return done
-end
-
-local function eval_settings(kind, s)
-  local copy = {}
-  for k, v in pairs(s) do copy[k] = v end
-  return copy
 end
 
 -- Runs the evaluations; returns every evaluation row of the run folder for these settings
@@ -120,8 +106,8 @@ function M.run(opts)
   local path = o.run_dir .. '/metrics.jsonl'
   local done = done_units(metrics.read(path))
   local kinds = {}
-  if o.icl then kinds[#kinds + 1] = { 'icl', eval_settings('icl', o.icl) } end
-  if o.transfer then kinds[#kinds + 1] = { 'transfer', eval_settings('transfer', o.transfer) } end
+  if o.icl then kinds[#kinds + 1] = { 'icl', o.icl } end
+  if o.transfer then kinds[#kinds + 1] = { 'transfer', o.transfer } end
   local tags = {}
   for _, kd in ipairs(kinds) do
     if not kd[2].tasks or #kd[2].tasks == 0 then fail(kd[1] .. '.tasks must be a non-empty list of tasks') end

@@ -1,5 +1,6 @@
 -- Small queries over result rows (the records of metrics.jsonl): filter, group, per-task
--- values, means. The study's analyses are written with these.
+-- values, means. The study's analyses are written with these (pairing and differences by task:
+-- mtt.stats.align, mtt.stats.delta).
 --
 --   local R = mtt.recipe.rows
 --   local icl = R.where(rows, {kind = 'icl', metric = 'loss', k = 2})
@@ -64,20 +65,10 @@ function M.values(rows, field)
   return list
 end
 
--- Two task -> value maps paired on their common keys: xs, ys, keys (sorted).
-function M.paired(a, b)
-  local keys = {}
-  for k in pairs(a) do if b[k] ~= nil then keys[#keys + 1] = k end end
-  table.sort(keys)
-  local xs, ys = {}, {}
-  for i, k in ipairs(keys) do xs[i], ys[i] = a[k], b[k] end
-  return xs, ys, keys
-end
-
+-- The mean of a list; nan for an empty one (mtt.stats.mean refuses it).
 function M.mean(xs)
-  local s = 0
-  for _, x in ipairs(xs) do s = s + x end
-  return #xs > 0 and s / #xs or 0 / 0
+  if #xs == 0 then return 0 / 0 end
+  return require('mtt.stats').mean(xs)
 end
 
 -- The last record of rows that has `field` (e.g. the final per-task losses of training).

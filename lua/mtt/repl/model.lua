@@ -67,10 +67,7 @@ local function from_checkpoint(run_dir, path, step)
   if not cls then raise('mtt.repl: :load: unknown model class ' .. tostring(cfg.model.class)) end
   local model = cls(cfg.model.config, { init = false })
   local ck = checkpoint.load(path)
-  -- the checkpoint also holds the optimizer's moments: keep the model's own names
-  local sd = {}
-  for _, name in ipairs(model:state_dict_names()) do sd[name] = ck.tensors[name] end
-  model:load_state_dict(sd)
+  model:load_state_dict(require('mtt.train').model_state(ck)) -- without the optimizer's moments
   local tok = find_tokenizer({ run_dir, run_dir .. '/model' })
   return model, tok, { path = path, kind = 'checkpoint', step = step or ck.state.step }
 end
