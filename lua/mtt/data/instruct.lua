@@ -443,12 +443,25 @@ end
 -- task (replay rows: 'replay'), from logits [B, T, V] of a forward that already ran.
 function Instruct.loss_by_task(_, logits, targets, info)
   local B, T = tonumber(targets.dims[0]), tonumber(targets.dims[1])
+  local V = tonumber(logits.dims[2])
   local out = {}
   autograd.no_grad(function()
-    local idx = creation.empty(B, T, 1, { dtype = 'i32' })
-    local ip, tp = i32ptr(idx), i32ptr(targets:contiguous())
-    for i = 0, B * T - 1 do ip[i] = tp[i] >= 0 and tp[i] or 0 end
-    local lp = T_.contiguous(T_.gather(T_.log_softmax(T_.detach(logits), -1), 3, idx))
+    -- only the positions that count (targets are mostly prompt: log_softmax over every
+    -- position cost ~10% of a training step; over these rows a fraction of that)
+    local tp = i32ptr(targets:contiguous())
+    local pos = {}
+    for i = 0, B * T - 1 do if tp[i] ~= IGNORE then pos[#pos + 1] = i end end
+    if #pos == 0 then return end
+    local rows = creation.empty(#pos, { dtype = 'i32' })
+    local want = creation.empty(#pos, 1, { dtype = 'i32' })
+    local rp, wp = i32ptr(rows), i32ptr(want)
+    local slot = {} -- flat position -> index into the selected rows
+    for j, i in ipairs(pos) do
+      rp[j - 1], wp[j - 1], slot[i] = i, tp[i], j - 1
+    end
+    local flat = T_.reshape(T_.detach(logits), B * T, V)
+    if flat.device and flat.device ~= 'cpu' then rows, want = T_.to(rows, flat.device), T_.to(want, flat.device) end
+    local lp = T_.contiguous(T_.gather(T_.log_softmax(T_.index_select(flat, 1, rows), -1), 2, want))
     if lp.dtype ~= 'f32' then lp = T_.to(lp, 'f32') end
     if lp.device and lp.device ~= 'cpu' then lp = T_.to(lp, 'cpu') end
     local p = ffi.cast('float *', lp:data_ptr())
@@ -458,8 +471,9 @@ function Instruct.loss_by_task(_, logits, targets, info)
         if not acc then acc = { sum = 0, count = 0 }; out[seg.task] = acc end
         local base = (r - 1) * T + seg.start
         for t = base, base + seg.len - 1 do
-          if tp[t] ~= IGNORE then
-            acc.sum = acc.sum - p[t]
+          local j = slot[t]
+          if j then
+            acc.sum = acc.sum - p[j]
             acc.count = acc.count + 1
           end
         end
