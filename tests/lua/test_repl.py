@@ -2,7 +2,8 @@
 """test_repl.py: drives the real `mtt repl` through a pseudo-terminal (as a user would) and
 checks: bare expressions print (numbers, tensors, tables), a multi-line function definition,
 an error and then continued use, tab completion, Ctrl-C interrupting `while true do end` (and
-at the prompt), and the history file. Usage: /usr/bin/python3 tests/lua/test_repl.py path/to/mtt"""
+at the prompt, also typed ahead of the prompt), UTF-8 input, and the history file.
+Usage: /usr/bin/python3 tests/lua/test_repl.py path/to/mtt"""
 import os
 import pty
 import re
@@ -134,13 +135,28 @@ def main():
     s.expect(prompt, 'prompt after: the REPL answers after an interrupt')
 
     # Ctrl-C at the prompt drops the line being typed
-    time.sleep(0.5)  # let libedit switch the terminal to raw mode before typing ahead
+    time.sleep(0.5)
     s.send('this is not lua')
     s.expect(rb'not lua', 'typed text echoed')
     s.send(b'\x03')
     s.expect(prompt, 'a fresh prompt after Ctrl-C at the prompt')
     s.line('2 + 2000')
     s.expect(rb'2002', 'Ctrl-C at the prompt discards the line')
+    s.expect(prompt, 'prompt after: Ctrl-C at the prompt discards the line')
+
+    # Typing ahead: keys and Ctrl-C sent the moment the prompt shows can reach the terminal
+    # before libedit has switched it to raw mode; the Ctrl-C must still give a fresh prompt
+    # (it used to be lost until Enter on a loaded machine).
+    for round in range(20):
+        s.line(f'{round} + 3000')
+        s.expect(rf'{round + 3000}'.encode(), 'typed-ahead round: value')
+        s.expect(prompt, 'typed-ahead round: prompt')
+        s.send(b'abc\x03')
+        s.expect(prompt, f'a fresh prompt after a typed-ahead Ctrl-C (round {round})')
+
+    # UTF-8 typed at the prompt reaches Lua intact, in any locale
+    s.line('"été " .. #"ü"')
+    s.expect('été 2'.encode(), 'UTF-8 keys reach Lua')
     s.expect(prompt, 'prompt before Ctrl-D')
 
     # Ctrl-D on an empty line ends the REPL. A key typed while libedit is still switching the

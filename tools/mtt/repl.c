@@ -10,7 +10,8 @@
  *   op that is running finishes first). LuaJIT does not check hooks inside compiled loops, so
  *   code typed here runs with the JIT off (library code stays compiled); a second Ctrl-C
  *   before the hook fires ends the process, the way out of a compiled endless loop.
- *   Ctrl-C at the prompt discards the line being typed.
+ *   Ctrl-C at the prompt discards the line being typed, even one that comes before libedit
+ *   has put the terminal in raw mode (see prompt_getc).
  * - History in ~/.mtt_history (MTT_HISTORY overrides); Tab completes globals, fields and
  *   methods (a.b<Tab>, t:re<Tab>), `:` commands and their arguments through
  *   lua/mtt/complete.lua; results print through lua/mtt/show.lua (tables as constructors,
@@ -19,10 +20,15 @@
  *   run by require('mtt.repl').command(line) under the same Ctrl-C handling as Lua code.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <editline/readline.h>
 #include <lauxlib.h>
@@ -58,6 +64,49 @@ static void set_sigint(void (*handler)(int)) {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0; /* no SA_RESTART: a read at the prompt returns on Ctrl-C */
   sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- reading keys at the prompt ----
+ * libedit's own reader retries a read that a signal interrupted, and a Ctrl-C that lands
+ * before it reads (between printing the prompt and switching the terminal to raw mode, which
+ * a loaded machine can stretch) would leave readline waiting for Enter. This reader checks
+ * the flag with SIGINT blocked and waits with ppoll, which unblocks it atomically, so no
+ * Ctrl-C is missed; -1 makes readline return NULL, and the loop sees prompt_interrupted. */
+static int read_byte(int fd, const sigset_t *wait_mask) {
+  for (;;) {
+    if (prompt_interrupted) return -1;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = ppoll(&p, 1, NULL, wait_mask);
+    if (r < 0 && errno == EINTR) continue; /* the flag is checked at the top */
+    if (r < 0) return -1;
+    unsigned char c;
+    ssize_t n = read(fd, &c, 1);
+    if (n == 1) return c;
+    if (n == 0 || errno != EINTR) return -1; /* end of input or an error */
+  }
+}
+
+/* One key as a code point: libedit's readline layer takes the int as a wide character, so
+ * UTF-8 is decoded here (a malformed sequence gives U+FFFD). */
+static int prompt_getc(FILE *in) {
+  int fd = in ? fileno(in) : STDIN_FILENO;
+  sigset_t sigint, old_mask, wait_mask;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  sigprocmask(SIG_BLOCK, &sigint, &old_mask);
+  wait_mask = old_mask;
+  sigdelset(&wait_mask, SIGINT);
+  int c = read_byte(fd, &wait_mask);
+  int more = c < 0x80 ? 0 : c >= 0xF8 ? -1 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : -1;
+  if (more < 0) c = 0xFFFD;
+  else if (more > 0) c &= 0x3F >> more;
+  for (int i = 0; i < more && c >= 0; i++) {
+    int b = read_byte(fd, &wait_mask);
+    c = b < 0 ? -1 : (b & 0xC0) != 0x80 ? 0xFFFD : (c << 6) | (b & 0x3F);
+    if (c == 0xFFFD) break;
+  }
+  sigprocmask(SIG_SETMASK, &old_mask, NULL);
+  return c;
 }
 
 /* ---- history ---- */
@@ -241,8 +290,17 @@ static void setup_mtt(lua_State *L) {
   }
 }
 
+/* libedit decodes keys and encodes the line by the locale's character set: without this, the
+ * C locale's ASCII, "é" typed at the prompt would be dropped. Only LC_CTYPE, so that number
+ * formatting stays the C locale's. */
+static void use_utf8_keys(void) {
+  setlocale(LC_CTYPE, "");
+  if (strcmp(nl_langinfo(CODESET), "UTF-8") != 0) setlocale(LC_CTYPE, "C.UTF-8");
+}
+
 int mtt_repl(lua_State *L) {
   repl_L = L;
+  use_utf8_keys();
   printf("mtt %s (%s). `mtt` is loaded; Ctrl-D exits, Ctrl-C interrupts.\n", MTT_VERSION, LUAJIT_VERSION);
   fflush(stdout);
   setup_mtt(L);
@@ -252,6 +310,7 @@ int mtt_repl(lua_State *L) {
   rl_completion_append_character = '\0';
   rl_attempted_completion_function = complete;
   rl_readline_name = "mtt";
+  rl_getc_function = prompt_getc; /* before history_open: using_history initializes libedit */
   history_open();
   set_sigint(on_sigint_prompt);
 
