@@ -6,7 +6,8 @@
 -- booleans, strings, and comma-separated lists for list defaults) and an unknown key is an error
 -- that lists the accepted ones, so a misspelt setting never runs silently with its default.
 -- A preset (`--quick`, or any name in `presets`) overrides several settings at once; --set
--- wins over presets wherever it stands on the line.
+-- wins over presets wherever it stands on the line. `--help` (or -h) prints every setting with
+-- its default and each preset's value where it differs (M.help), then exits.
 local M = {}
 
 local function fail(recipe, msg) error(recipe .. ': ' .. msg, 0) end
@@ -38,6 +39,41 @@ local function convert(recipe, key, default, text)
   return text
 end
 
+-- A setting's value as --set takes it: lists comma-separated.
+local function show(v)
+  if type(v) == 'table' then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = tostring(x) end
+    return table.concat(parts, ',')
+  end
+  return tostring(v)
+end
+
+-- The text of --help: usage, presets, and a row a setting (name, default, preset values).
+function M.help(recipe, defaults, presets)
+  presets = presets or {}
+  local names = sorted_keys(presets)
+  local flags = {}
+  for i, p in ipairs(names) do flags[i] = '[--' .. p .. '] ' end
+  local lines = {
+    string.format('usage: mtt run <%s recipe> %s[--set key=value ...] [--help]', recipe, table.concat(flags)),
+    string.format('settings of %s: default%s', recipe,
+      #names > 0 and ('; where a preset differs, --' .. table.concat(names, ', --') .. ' sets') or ''),
+  }
+  local width, vwidth = 0, 0
+  for k, v in pairs(defaults) do width, vwidth = math.max(width, #k), math.max(vwidth, math.min(#show(v), 24)) end
+  for _, k in ipairs(sorted_keys(defaults)) do
+    local row = string.format('  %-' .. width .. 's  %-' .. vwidth .. 's', k, show(defaults[k]))
+    for _, p in ipairs(names) do
+      local v = presets[p][k]
+      if v ~= nil and show(v) ~= show(defaults[k]) then row = row .. string.format('  [--%s: %s]', p, show(v)) end
+    end
+    lines[#lines + 1] = (row:gsub('%s+$', ''))
+  end
+  lines[#lines + 1] = 'lists are comma-separated: --set key=1,2,3'
+  return table.concat(lines, '\n') .. '\n'
+end
+
 -- Returns cfg (a fresh table: defaults, then presets, then --set values) and the names of the
 -- presets that were applied.
 function M.parse(recipe, defaults, presets, argv)
@@ -49,7 +85,10 @@ function M.parse(recipe, defaults, presets, argv)
   while argv[i] do
     local a = argv[i]
     local name = a:match('^%-%-([%w_%-]+)$')
-    if a == '--set' or a:match('^%-%-set=') then
+    if a == '--help' or a == '-h' then
+      io.write(M.help(recipe, defaults, presets))
+      os.exit(0)
+    elseif a == '--set' or a:match('^%-%-set=') then
       local kv = a == '--set' and argv[i + 1] or a:sub(7)
       i = i + (a == '--set' and 2 or 1)
       local k, v = tostring(kv):match('^([%w_]+)=(.*)$')
@@ -63,7 +102,7 @@ function M.parse(recipe, defaults, presets, argv)
       applied[#applied + 1] = name
       i = i + 1
     else
-      local accepted = { '--set key=value' }
+      local accepted = { '--set key=value', '--help' }
       for _, p in ipairs(sorted_keys(presets)) do accepted[#accepted + 1] = '--' .. p end
       fail(recipe, 'unknown argument ' .. a .. ' (accepted: ' .. table.concat(accepted, ', ') .. ')')
     end
