@@ -95,20 +95,25 @@ function M.tensor(value, opts)
   return finish(wrap_as('mtt.tensor', C.mtt_from_f64(#shape, U.int64s(shape), buf, dtype, device)), o)
 end
 
--- ---- filled ----
-function M.empty(...)
-  local shape, opts = U.shape_args('mtt.empty', ...)
-  local o = options.check('mtt.empty', opts, BASIC)
-  local dtype, device = place(o, 'mtt.empty')
-  return finish(wrap_as('mtt.empty', C.mtt_empty(#shape, U.int64s(shape), dtype, device)), o)
+-- fname(shape...[, opts]) made by make(ndim, int64 sizes, dtype id, device id[, generator]):
+-- the random makers (spec RANDOM) also get the generator.
+local function maker(fname, spec, make)
+  local random_ = spec == RANDOM
+  return function(...)
+    local shape, opts = U.shape_args(fname, ...)
+    local o = options.check(fname, opts, spec)
+    local dtype, device = place(o, fname)
+    if random_ then
+      local gen = random.gen_ptr(o.generator)
+      return finish(wrap_as(fname, make(#shape, U.int64s(shape), dtype, device, gen)), o)
+    end
+    return finish(wrap_as(fname, make(#shape, U.int64s(shape), dtype, device)), o)
+  end
 end
 
-function M.zeros(...)
-  local shape, opts = U.shape_args('mtt.zeros', ...)
-  local o = options.check('mtt.zeros', opts, BASIC)
-  local dtype, device = place(o, 'mtt.zeros')
-  return finish(wrap_as('mtt.zeros', C.mtt_zeros(#shape, U.int64s(shape), dtype, device)), o)
-end
+-- ---- filled ----
+M.empty = maker('mtt.empty', BASIC, C.mtt_empty)
+M.zeros = maker('mtt.zeros', BASIC, C.mtt_zeros)
 
 local function full(fname, shape, v, o)
   local dtype, device = place(o, fname)
@@ -171,21 +176,8 @@ function M.arange(...)
 end
 
 -- ---- random ----
-function M.rand(...)
-  local shape, opts = U.shape_args('mtt.rand', ...)
-  local o = options.check('mtt.rand', opts, RANDOM)
-  local dtype, device = place(o, 'mtt.rand')
-  local gen = random.gen_ptr(o.generator)
-  return finish(wrap_as('mtt.rand', C.mtt_rand(#shape, U.int64s(shape), dtype, device, gen)), o)
-end
-
-function M.randn(...)
-  local shape, opts = U.shape_args('mtt.randn', ...)
-  local o = options.check('mtt.randn', opts, RANDOM)
-  local dtype, device = place(o, 'mtt.randn')
-  local gen = random.gen_ptr(o.generator)
-  return finish(wrap_as('mtt.randn', C.mtt_randn(#shape, U.int64s(shape), dtype, device, gen)), o)
-end
+M.rand = maker('mtt.rand', RANDOM, C.mtt_rand)
+M.randn = maker('mtt.randn', RANDOM, C.mtt_randn)
 
 function M.rand_like(t, opts) return M.rand(like_opts('mtt.rand_like', t, opts, RANDOM)) end
 function M.randn_like(t, opts) return M.randn(like_opts('mtt.randn_like', t, opts, RANDOM)) end

@@ -26,46 +26,24 @@ local function scalar_like(v, like)
 end
 
 -- ---- arithmetic: tensor or number on either side ----
-function T.add(a, b)
-  if is_tensor(a) then
-    if is_tensor(b) then return wrap(C.mtt_add(a, b)) end
-    if type(b) == 'number' then return wrap(C.mtt_add_scalar(a, b)) end
-  elseif type(a) == 'number' and is_tensor(b) then
-    return wrap(C.mtt_add_scalar(b, a))
+-- T[name](a, b): tt(a, b) for two tensors, ts(a, b) for a tensor and a number, st(b, a) for a
+-- number and a tensor.
+local function binary(name, tt, ts, st)
+  T[name] = function(a, b)
+    if is_tensor(a) then
+      if is_tensor(b) then return wrap(tt(a, b)) end
+      if type(b) == 'number' then return wrap(ts(a, b)) end
+    elseif type(a) == 'number' and is_tensor(b) then
+      return wrap(st(b, a))
+    end
+    bad(name, a, b)
   end
-  bad('add', a, b)
 end
-
-function T.sub(a, b)
-  if is_tensor(a) then
-    if is_tensor(b) then return wrap(C.mtt_sub(a, b)) end
-    if type(b) == 'number' then return wrap(C.mtt_add_scalar(a, -b)) end
-  elseif type(a) == 'number' and is_tensor(b) then
-    return wrap(C.mtt_rsub_scalar(b, a))
-  end
-  bad('sub', a, b)
-end
-
-function T.mul(a, b)
-  if is_tensor(a) then
-    if is_tensor(b) then return wrap(C.mtt_mul(a, b)) end
-    if type(b) == 'number' then return wrap(C.mtt_mul_scalar(a, b)) end
-  elseif type(a) == 'number' and is_tensor(b) then
-    return wrap(C.mtt_mul_scalar(b, a))
-  end
-  bad('mul', a, b)
-end
-
-function T.div(a, b)
-  if is_tensor(a) then
-    if is_tensor(b) then return wrap(C.mtt_div(a, b)) end
-    -- a true division (x * (1/3) is not x / 3 in floating point)
-    if type(b) == 'number' then return wrap(C.mtt_div(a, scalar_like(b, a))) end
-  elseif type(a) == 'number' and is_tensor(b) then
-    return wrap(C.mtt_rdiv_scalar(b, a))
-  end
-  bad('div', a, b)
-end
+binary('add', C.mtt_add, C.mtt_add_scalar, C.mtt_add_scalar)
+binary('sub', C.mtt_sub, function(a, b) return C.mtt_add_scalar(a, -b) end, C.mtt_rsub_scalar)
+binary('mul', C.mtt_mul, C.mtt_mul_scalar, C.mtt_mul_scalar)
+-- a true division by a number (x * (1/3) is not x / 3 in floating point)
+binary('div', C.mtt_div, function(a, b) return C.mtt_div(a, scalar_like(b, a)) end, C.mtt_rdiv_scalar)
 
 function T.pow(a, p)
   if is_tensor(a) and type(p) == 'number' then return wrap(C.mtt_pow_scalar(a, p)) end

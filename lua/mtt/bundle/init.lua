@@ -226,13 +226,20 @@ local function compare_results(dir, m, out)
   return checked
 end
 
-function M.run(opts)
-  not_sandboxed('mtt.bundle.run')
-  local o = options.check('mtt.bundle.run', opts, 'bundle:string out:string trust:boolean threads:number args:table ' ..
-    'quiet:boolean limits:table seal:boolean')
-  if not o.bundle then raise('mtt.bundle.run: bundle is required') end
-  local say = o.quiet and function() end or function(...) io.stderr:write(string.format(...), '\n') end
+-- The start of run and verify: outside a sandbox, the options checked, the bundle unpacked
+-- (and checked against its manifest) in the cache. Returns o, dir, manifest, sha256.
+local function open_bundle(fname, opts, spec)
+  not_sandboxed(fname)
+  local o = options.check(fname, opts, spec)
+  if not o.bundle then raise(fname .. ': bundle is required') end
   local dir, m, sha = cache.unpacked(o.bundle, { limits = o.limits })
+  return o, dir, m, sha
+end
+
+function M.run(opts)
+  local o, dir, m, sha = open_bundle('mtt.bundle.run', opts, 'bundle:string out:string trust:boolean threads:number '
+    .. 'args:table quiet:boolean limits:table seal:boolean')
+  local say = o.quiet and function() end or function(...) io.stderr:write(string.format(...), '\n') end
   say('mtt run: %s (sha256 %s): %d files match the manifest', o.bundle, sha:sub(1, 16), #m.files)
   local out = o.out or default_out(o.bundle)
   if not is_empty_dir(out) then
@@ -313,11 +320,8 @@ function M.run(opts)
 end
 
 function M.verify(opts)
-  not_sandboxed('mtt.bundle.verify')
-  local o = options.check('mtt.bundle.verify', opts, 'bundle:string rerun:boolean out:string trust:boolean ' ..
-    'threads:number quiet:boolean limits:table seal:boolean')
-  if not o.bundle then raise('mtt.bundle.verify: bundle is required') end
-  local dir, m, sha = cache.unpacked(o.bundle, { limits = o.limits })
+  local o, dir, m, sha = open_bundle('mtt.bundle.verify', opts, 'bundle:string rerun:boolean out:string trust:boolean '
+    .. 'threads:number quiet:boolean limits:table seal:boolean')
   local report = { manifest = m, dir = dir, sha256 = sha, files = #m.files, same = true, compared = {} }
   if o.rerun then
     if not m.results then raise('mtt.bundle.verify: ' .. o.bundle .. ' holds no results to compare with (pack it with --with-results)') end

@@ -256,12 +256,32 @@ local SPEC = 'model:table tokenizer:table|cdata|userdata tasks:table|string k:nu
   'seed:number|table max_instances:number scores:table max_new_tokens:number stop:table batch_size:number ' ..
   'samples:string progress:boolean|function'
 
-function I.icl(opts)
-  local fname = 'mtt.eval.icl'
-  local o = options.check(fname, opts, SPEC)
+-- What the evaluations (icl, transfer) check first: the options against spec, a model and a
+-- tokenizer given, the tasks. Returns o, tasks.
+function I.check_opts(fname, opts, spec)
+  local o = options.check(fname, opts, spec)
   if not o.model then raise(fname .. ': model is required') end
   if not o.tokenizer then raise(fname .. ': tokenizer is required') end
-  local tasks = I.resolve_tasks(o.tasks, fname)
+  return o, I.resolve_tasks(o.tasks, fname)
+end
+
+-- body(task index, task, x, seed) for every task, then every x (k or n), then every seed;
+-- the samples writer is closed after the last, and also when body raises (the error goes on).
+function I.each_run(tasks, xs, seeds, writer, body)
+  local ok, err = pcall(function()
+    for ti, task in ipairs(tasks) do
+      for _, x in ipairs(xs) do
+        for _, seed in ipairs(seeds) do body(ti, task, x, seed) end
+      end
+    end
+  end)
+  if writer then writer.close() end
+  if not ok then error(err, 0) end
+end
+
+function I.icl(opts)
+  local fname = 'mtt.eval.icl'
+  local o, tasks = I.check_opts(fname, opts, SPEC)
   local ks = list_of(o.k or { 0 }, 'k', fname)
   local seeds = list_of(o.seed or 0, 'seed', fname)
   local writer = I.sample_writer(o.samples, fname)
@@ -270,23 +290,15 @@ function I.icl(opts)
     max_new_tokens = o.max_new_tokens or 32, stop = o.stop or { '\n' }, batch_size = o.batch_size or 16,
     sample = writer and writer.write }
   local rows = {}
-  local ok, err = pcall(function()
-    for ti, task in ipairs(tasks) do
-      for _, k in ipairs(ks) do
-        for _, seed in ipairs(seeds) do
-          cfg.k, cfg.seed = k, seed
-          local vals, n = I.evaluate_task(task, cfg)
-          for _, m in ipairs(I.METRICS) do
-            if vals[m] then rows[#rows + 1] = { task = task.name, k = k, seed = seed, metric = m, value = vals[m], n = n } end
-          end
-          I.progress(o.progress, { task = task.name, index = ti, tasks = #tasks, k = k, seed = seed, values = vals },
-            string.format('icl %d/%d %s k=%d seed=%d', ti, #tasks, task.name, k, seed))
-        end
-      end
+  I.each_run(tasks, ks, seeds, writer, function(ti, task, k, seed)
+    cfg.k, cfg.seed = k, seed
+    local vals, n = I.evaluate_task(task, cfg)
+    for _, m in ipairs(I.METRICS) do
+      if vals[m] then rows[#rows + 1] = { task = task.name, k = k, seed = seed, metric = m, value = vals[m], n = n } end
     end
+    I.progress(o.progress, { task = task.name, index = ti, tasks = #tasks, k = k, seed = seed, values = vals },
+      string.format('icl %d/%d %s k=%d seed=%d', ti, #tasks, task.name, k, seed))
   end)
-  if writer then writer.close() end
-  if not ok then error(err, 0) end
   return I.append_means(rows, { 'k', 'seed', 'metric' }, 'n')
 end
 

@@ -30,7 +30,6 @@
 --     gap = tuned - base} for every (task, n, seed, metric) in both, then task = '*' rows with
 --     the mean over tasks. (For loss a negative gap is the better one.)
 local U = require 'mtt.util'
-local options = require 'mtt.options'
 local tensor = require 'mtt.tensor'
 local creation = require 'mtt.creation'
 local autograd = require 'mtt.autograd'
@@ -140,10 +139,7 @@ local SPEC = 'model:table tokenizer:table|cdata|userdata tasks:table|string n:nu
 
 function M.transfer(opts)
   local fname = 'mtt.eval.transfer'
-  local o = options.check(fname, opts, SPEC)
-  if not o.model then raise(fname .. ': model is required') end
-  if not o.tokenizer then raise(fname .. ': tokenizer is required') end
-  local tasks = icl.resolve_tasks(o.tasks, fname)
+  local o, tasks = icl.check_opts(fname, opts, SPEC)
   local ns = icl.list_of(o.n or { 5, 10 }, 'n', fname)
   local seeds = icl.list_of(o.seed or 0, 'seed', fname)
   local format = o.format or 'id'
@@ -167,36 +163,28 @@ function M.transfer(opts)
     scores = icl.resolve_scores(o.scores, fname), max_new_tokens = o.max_new_tokens or 32, stop = o.stop or { '\n' },
     batch_size = 16, sample = writer and writer.write, steps = steps, lr = lr, clip = clip }
   local rows = {}
-  local ok, err = pcall(function()
-    for ti, task in ipairs(tasks) do
-      for _, n in ipairs(ns) do
-        for _, seed in ipairs(seeds) do
-          cfg.seed = seed
-          local r = rng.new(seed, task.name, 'transfer', n)
-          local train = r:sample(task.train, n)
-          reset(s)
-          local train_loss
-          if #train > 0 and steps > 0 then train_loss = finetune(s, task, train, cfg, r) end
-          -- test prompts draw their demonstrations from the fine-tuning examples
-          cfg.demo_pool, cfg.demo_key = train, 'transfer:' .. n
-          cfg.k = math.min(k, #train)
-          cfg.extra = { n = n, kind = 'transfer' }
-          local vals, count = icl.evaluate_task(task, cfg)
-          cfg.k = k
-          for _, m in ipairs(icl.METRICS) do
-            if vals[m] then
-              rows[#rows + 1] = { task = task.name, n = n, seed = seed, metric = m, value = vals[m], count = count,
-                train_loss = train_loss }
-            end
-          end
-          icl.progress(o.progress, { task = task.name, index = ti, tasks = #tasks, n = n, seed = seed, values = vals,
-            train_loss = train_loss }, string.format('transfer %d/%d %s n=%d seed=%d', ti, #tasks, task.name, n, seed))
-        end
+  icl.each_run(tasks, ns, seeds, writer, function(ti, task, n, seed)
+    cfg.seed = seed
+    local r = rng.new(seed, task.name, 'transfer', n)
+    local train = r:sample(task.train, n)
+    reset(s)
+    local train_loss
+    if #train > 0 and steps > 0 then train_loss = finetune(s, task, train, cfg, r) end
+    -- test prompts draw their demonstrations from the fine-tuning examples
+    cfg.demo_pool, cfg.demo_key = train, 'transfer:' .. n
+    cfg.k = math.min(k, #train)
+    cfg.extra = { n = n, kind = 'transfer' }
+    local vals, count = icl.evaluate_task(task, cfg)
+    cfg.k = k
+    for _, m in ipairs(icl.METRICS) do
+      if vals[m] then
+        rows[#rows + 1] = { task = task.name, n = n, seed = seed, metric = m, value = vals[m], count = count,
+          train_loss = train_loss }
       end
     end
+    icl.progress(o.progress, { task = task.name, index = ti, tasks = #tasks, n = n, seed = seed, values = vals,
+      train_loss = train_loss }, string.format('transfer %d/%d %s n=%d seed=%d', ti, #tasks, task.name, n, seed))
   end)
-  if writer then writer.close() end
-  if not ok then error(err, 0) end
   return icl.append_means(rows, { 'n', 'seed', 'metric' }, 'count')
 end
 

@@ -19,19 +19,14 @@
 -- 2 layers 912 vs 1007 ms. Attention is the core's fused kernel, which reads the [B, H, T, D]
 -- views of q, k, v in place; with attn_pdrop > 0 in training it is computed step by step
 -- instead (the fused kernel has no dropout on the probabilities).
-local U = require 'mtt.util'
-local options = require 'mtt.options'
 local tensor = require 'mtt.tensor'
-local F = require 'mtt.functional'
-local autograd = require 'mtt.autograd'
 local module = require 'mtt.nn.module'
 local L = require 'mtt.nn.layers'
-local config = require 'mtt.nn.config'
 local activations = require 'mtt.nn.activations'
 local common = require 'mtt.nn.common'
+local causal_lm = require 'mtt.nn.causal_lm'
 
 local T = tensor.methods
-local raise = U.raise
 
 local G = {}
 
@@ -66,14 +61,17 @@ for k in ([[n_ctx summary_type summary_use_proj summary_activation summary_proj_
   IGNORED[k] = true
 end
 
-function G.resolve_config(cfg)
-  local c = config.resolve('nn.GPT', cfg, FIELDS, IGNORED)
-  if c.n_embd % c.n_head ~= 0 then
-    raise(string.format('nn.GPT: n_embd (%d) must be a multiple of n_head (%d)', c.n_embd, c.n_head))
-  end
-  activations.get(c.activation_function, 'nn.GPT')
-  return c
-end
+-- The names mtt.nn.causal_lm reads: config fields, submodules, and the input embedding
+-- (token + position, then dropout).
+local LAYOUT = {
+  name = 'GPT', n_positions = 'n_positions', n_layer = 'n_layer', n_head = 'n_head', n_embd = 'n_embd',
+  act = 'activation_function', body = 'transformer', wte = 'wte', blocks = 'h', ln_f = 'ln_f', head = 'lm_head',
+  embed = function(body, idx, pos0, Tn)
+    return body.drop(T.add(body.wte(idx), T.narrow(body.wpe.weight, 1, pos0 + 1, Tn)))
+  end,
+}
+
+function G.resolve_config(cfg) return causal_lm.resolve_config(LAYOUT, cfg, FIELDS, IGNORED) end
 
 -- ---- attention ----
 local Attention = module.class('GPT2Attention')
@@ -112,12 +110,8 @@ end
 -- forward(x[, layer cache]): x [B, T, C]. With a cache (generation), the new keys and values
 -- are appended to it and the queries attend to everything cached.
 function Attention:forward(x, cache)
-  local B, Tn, C = tonumber(x.dims[0]), tonumber(x.dims[1]), tonumber(x.dims[2])
   local q, k, v = self:qkv(x)
-  if cache then k, v = common.cache_append(cache, k, v) end
-  local y = common.attention(q, k, v, self.scale, self.attn_dropout)
-  y = T.reshape(T.transpose(y, 2, 3), B, Tn, C)
-  return self.resid_dropout(self.c_proj(y))
+  return self.resid_dropout(self.c_proj(causal_lm.attend(q, k, v, cache, self.scale, self.attn_dropout)))
 end
 
 -- ---- MLP ----
@@ -168,11 +162,7 @@ G.GPT = GPT
 -- mtt.manual_seed(s) fixes both). init = false leaves the weights uninitialized (for a
 -- checkpoint about to be loaded).
 function GPT.new(cfg, opts)
-  local o = options.check('nn.GPT', opts, 'generator:generator dropout_generator:generator init:boolean')
-  local c = G.resolve_config(cfg)
-  local self = module.new(GPT)
-  self.config = c
-  self.generator = o.dropout_generator or common.derived_generator(o.generator)
+  local self, c, o = causal_lm.new(GPT, LAYOUT, G.resolve_config, cfg, opts)
   local std = c.initializer_range
   local lo = {
     init = o.init,
@@ -195,68 +185,23 @@ function GPT.new(cfg, opts)
   return self
 end
 
--- Hidden states after ln_f. idx i32 [B, T]; with a cache, positions continue after it.
-function GPT:hidden(idx, cache)
-  local c, body = self.config, self.transformer
-  local Tn = tonumber(idx.dims[1])
-  local pos0 = cache and cache.len or 0
-  if idx.device ~= body.wte.weight.device then idx = T.to(idx, body.wte.weight.device) end
-  if pos0 + Tn > c.n_positions then
-    raise(string.format('GPT: %d positions (%d cached + %d new) exceed n_positions %d', pos0 + Tn, pos0, Tn,
-      c.n_positions))
-  end
-  local x = T.add(body.wte(idx), T.narrow(body.wpe.weight, 1, pos0 + 1, Tn))
-  x = body.drop(x)
-  for i = 1, body.h.n do x = body.h[i](x, cache and cache.layers[i]) end
-  if cache then cache.len = pos0 + Tn end
-  return body.ln_f(x)
-end
-
--- model(idx[, targets[, {mask =, ignore_index = -100}]]) -> logits [B, T, V], loss (mean
--- cross-entropy over the counted positions; nil without targets). targets are the next ids
--- (already shifted), i32 [B, T]; positions with target ignore_index or mask 0 do not count.
-function GPT:forward(idx, targets, opts)
-  idx = common.ids(idx, 'GPT')
-  local logits = F.linear(self:hidden(idx), self.lm_head.weight)
-  return logits, common.loss(logits, targets, opts, 'GPT')
-end
-
--- ---- generation support (mtt.nn.generate) ----
--- new_cache(batch, max_len): keys and values for up to max_len positions (n_positions at most).
-function GPT:new_cache(batch, max_len)
-  local c = self.config
-  max_len = math.min(max_len or c.n_positions, c.n_positions)
-  return common.new_cache(self, c.n_layer, batch, c.n_head, max_len, c.n_embd / c.n_head)
-end
-
--- forward_cached(idx, cache[, last_only]): logits [B, T, V] of the new positions (or [B, V] of
--- the last one), appending to the cache; runs without grad.
-function GPT:forward_cached(idx, cache, last_only)
-  idx = common.ids(idx, 'GPT')
-  return autograd.no_grad(function()
-    local h = self:hidden(idx, cache)
-    if last_only then h = T.select(h, 2, -1) end
-    return F.linear(h, self.lm_head.weight)
-  end)
-end
-
-GPT.max_positions = function(self) return self.config.n_positions end
+-- hidden, forward (model(idx[, targets[, {mask =, ignore_index = -100}]]) -> logits, loss),
+-- new_cache, forward_cached, max_positions
+causal_lm.install(GPT, LAYOUT)
 
 -- Hugging Face checkpoints as they are: GPT-2's own files name tensors without the
 -- 'transformer.' prefix and carry the attention-mask buffers (attn.bias, attn.masked_bias).
+local function add_prefix(k)
+  if k:match('^wte%.') or k:match('^wpe%.') or k:match('^h%.') or k:match('^ln_f%.') then return 'transformer.' .. k end
+  return k
+end
+
 function GPT.normalize_state_dict(_, sd)
-  local out, prefixed = {}, false
+  local prefixed = false
   for k in pairs(sd) do
     if k:sub(1, 12) == 'transformer.' or k:sub(1, 8) == 'lm_head.' then prefixed = true end
   end
-  for k, v in pairs(sd) do
-    local name = k
-    if not prefixed and (k:match('^wte%.') or k:match('^wpe%.') or k:match('^h%.') or k:match('^ln_f%.')) then
-      name = 'transformer.' .. k
-    end
-    if not (name:match('%.attn%.bias$') or name:match('%.attn%.masked_bias$')) then out[name] = v end
-  end
-  return out
+  return causal_lm.drop_buffers(sd, { '%.attn%.bias$', '%.attn%.masked_bias$' }, not prefixed and add_prefix or nil)
 end
 
 return G

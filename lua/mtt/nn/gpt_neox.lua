@@ -17,16 +17,14 @@
 -- f32 computation does (inv_freq, positions * inv_freq and cos/sin each rounded to f32).
 local ffi = require 'ffi'
 local U = require 'mtt.util'
-local options = require 'mtt.options'
 local tensor = require 'mtt.tensor'
 local creation = require 'mtt.creation'
 local F = require 'mtt.functional'
-local autograd = require 'mtt.autograd'
 local module = require 'mtt.nn.module'
 local L = require 'mtt.nn.layers'
-local config = require 'mtt.nn.config'
 local activations = require 'mtt.nn.activations'
 local common = require 'mtt.nn.common'
+local causal_lm = require 'mtt.nn.causal_lm'
 
 local T = tensor.methods
 local raise = U.raise
@@ -55,16 +53,20 @@ local FIELDS = {
 local ALIASES = { rope_theta = 'rotary_emb_base', partial_rotary_factor = 'rotary_pct' }
 local IGNORED = { rope_scaling = true }
 
+-- The names mtt.nn.causal_lm reads: config fields, submodules, and the input embedding (no
+-- positions: rotary embeddings in the attention).
+local LAYOUT = {
+  name = 'GPTNeoX', n_positions = 'max_position_embeddings', n_layer = 'num_hidden_layers',
+  n_head = 'num_attention_heads', n_embd = 'hidden_size', act = 'hidden_act',
+  body = 'gpt_neox', wte = 'embed_in', blocks = 'layers', ln_f = 'final_layer_norm', head = 'embed_out',
+  embed = function(body, idx) return body.emb_dropout(body.embed_in(idx)) end,
+}
+
 function N.resolve_config(cfg)
   if type(cfg) == 'table' and cfg.rope_scaling ~= nil and cfg.rope_scaling ~= require('cjson').null then
     raise("nn.GPTNeoX: config field 'rope_scaling' is not supported (only plain rotary embeddings)")
   end
-  local c = config.resolve('nn.GPTNeoX', cfg, FIELDS, IGNORED, ALIASES)
-  if c.hidden_size % c.num_attention_heads ~= 0 then
-    raise(string.format('nn.GPTNeoX: hidden_size (%d) must be a multiple of num_attention_heads (%d)', c.hidden_size,
-      c.num_attention_heads))
-  end
-  activations.get(c.hidden_act, 'nn.GPTNeoX')
+  local c = causal_lm.resolve_config(LAYOUT, cfg, FIELDS, IGNORED, ALIASES)
   local d = c.hidden_size / c.num_attention_heads
   c.rotary_ndims = math.floor(d * c.rotary_pct)
   if c.rotary_ndims % 2 ~= 0 then
@@ -153,10 +155,7 @@ function Attention:forward(x, cache)
     if j < 3 and self.rotary_ndims ~= 0 then y = self:rope(y, pos0) end
     out[j] = T.transpose(y, 2, 3)
   end
-  local q, k, v = out[1], out[2], out[3]
-  if cache then k, v = common.cache_append(cache, k, v) end
-  local y = common.attention(q, k, v, self.scale, self.attention_dropout)
-  return self.dense(T.reshape(T.transpose(y, 2, 3), B, Tn, C))
+  return self.dense(causal_lm.attend(out[1], out[2], out[3], cache, self.scale, self.attention_dropout))
 end
 
 -- ---- MLP ----
@@ -211,11 +210,7 @@ N.GPTNeoX = GPTNeoX
 -- GPTNeoX(config[, {generator =, dropout_generator =, init = true}]): as nn.GPT. Init as
 -- Hugging Face: Linear and Embedding weights N(0, initializer_range), biases 0.
 function GPTNeoX.new(cfg, opts)
-  local o = options.check('nn.GPTNeoX', opts, 'generator:generator dropout_generator:generator init:boolean')
-  local c = N.resolve_config(cfg)
-  local self = module.new(GPTNeoX)
-  self.config = c
-  self.generator = o.dropout_generator or common.derived_generator(o.generator)
+  local self, c, o = causal_lm.new(GPTNeoX, LAYOUT, N.resolve_config, cfg, opts)
   local D = c.hidden_size / c.num_attention_heads
   local tables = {}
   -- cos, sin, R for a dtype and device, made on first use
@@ -247,58 +242,14 @@ function GPTNeoX.new(cfg, opts)
   return self
 end
 
-function GPTNeoX:hidden(idx, cache)
-  local c, body = self.config, self.gpt_neox
-  local Tn = tonumber(idx.dims[1])
-  local pos0 = cache and cache.len or 0
-  if idx.device ~= body.embed_in.weight.device then idx = T.to(idx, body.embed_in.weight.device) end
-  if pos0 + Tn > c.max_position_embeddings then
-    raise(string.format('GPTNeoX: %d positions (%d cached + %d new) exceed max_position_embeddings %d', pos0 + Tn,
-      pos0, Tn, c.max_position_embeddings))
-  end
-  local x = body.emb_dropout(body.embed_in(idx))
-  for i = 1, body.layers.n do x = body.layers[i](x, cache and cache.layers[i]) end
-  if cache then cache.len = pos0 + Tn end
-  return body.final_layer_norm(x)
-end
-
--- model(idx[, targets[, {mask =, ignore_index = -100}]]) -> logits [B, T, V], loss (as nn.GPT).
-function GPTNeoX:forward(idx, targets, opts)
-  idx = common.ids(idx, 'GPTNeoX')
-  local logits = F.linear(self:hidden(idx), self.embed_out.weight)
-  return logits, common.loss(logits, targets, opts, 'GPTNeoX')
-end
-
-function GPTNeoX:new_cache(batch, max_len)
-  local c = self.config
-  max_len = math.min(max_len or c.max_position_embeddings, c.max_position_embeddings)
-  return common.new_cache(self, c.num_hidden_layers, batch, c.num_attention_heads, max_len,
-    c.hidden_size / c.num_attention_heads)
-end
-
-function GPTNeoX:forward_cached(idx, cache, last_only)
-  idx = common.ids(idx, 'GPTNeoX')
-  return autograd.no_grad(function()
-    local h = self:hidden(idx, cache)
-    if last_only then h = T.select(h, 2, -1) end
-    return F.linear(h, self.embed_out.weight)
-  end)
-end
-
-GPTNeoX.max_positions = function(self) return self.config.max_position_embeddings end
+-- hidden, forward (model(idx[, targets[, {mask =, ignore_index = -100}]]) -> logits, loss, as
+-- nn.GPT), new_cache, forward_cached, max_positions
+causal_lm.install(GPTNeoX, LAYOUT)
 
 -- Hugging Face checkpoints carry buffers (attention.bias, attention.masked_bias,
 -- rotary_emb.inv_freq) that are not parameters: dropped.
 function GPTNeoX.normalize_state_dict(_, sd)
-  local out = {}
-  for k, v in pairs(sd) do
-    local buffer = k:match('%.attention%.bias$') or k:match('%.attention%.masked_bias$')
-      or k:match('rotary_emb%.inv_freq$')
-    if not buffer then
-      out[k] = v
-    end
-  end
-  return out
+  return causal_lm.drop_buffers(sd, { '%.attention%.bias$', '%.attention%.masked_bias$', 'rotary_emb%.inv_freq$' })
 end
 
 return N

@@ -19,7 +19,8 @@
 --
 -- Files: module.lua (the base class), layers.lua, gpt2.lua, gpt_neox.lua, generate.lua
 -- (generation with a key/value cache), config.lua (checked configs), activations.lua,
--- common.lua (what the GPT layouts share).
+-- common.lua (the pieces the GPT layouts share below the model: ids, loss, attention, cache),
+-- causal_lm.lua (their model-level methods: hidden, forward, new_cache, forward_cached).
 local module = require 'mtt.nn.module'
 local layers = require 'mtt.nn.layers'
 local gpt2 = require 'mtt.nn.gpt2'
