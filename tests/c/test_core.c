@@ -1,23 +1,7 @@
 /* test_core.c: tensors, views, elementwise ops, reductions and the autograd engine, driven from
  * C alone (the core knows nothing of Lua). Gradients are checked against central finite
  * differences in f64. Exits non-zero on the first failure. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "mtt.h"
-
-static int failures;
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                       \
-      fprintf(stderr, "\n");                              \
-      failures++;                                         \
-    }                                                     \
-  } while (0)
+#include "test_util.h"
 
 static double get(mtt_tensor *t, int64_t i0, int64_t i1) {
   int64_t idx[2] = {i0, i1};
@@ -217,7 +201,5 @@ int main(void) {
   test_random_threads();
   mtt_tensor *list[] = {a, b, c, d, p, q, e, f};
   for (int i = 0; i < 8; i++) mtt_tensor_release(list[i]);
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  else printf("test_core: all passed\n");
-  return failures ? 1 : 0;
+  return test_done("test_core");
 }

@@ -1,64 +1,13 @@
 /* test_index_optim.c: cat, gather, index_select and topk (forward, errors, gradients against
  * central finite differences in f64) and the fused optimizers (SGD, AdamW, clip_grad_norm)
  * against updates computed by hand below. Exits non-zero on any failure. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "mtt.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      failures++;                                         \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                       \
-      fprintf(stderr, "\n");                              \
-    }                                                     \
-  } while (0)
+#include "test_util.h"
 
 /* ---- helpers ---- */
 
-static mtt_tensor *tensor(int ndim, const int64_t *shape, const double *v, int dtype) {
-  mtt_tensor *t = mtt_from_f64(ndim, shape, v, dtype, MTT_CPU);
-  if (!t) {
-    fprintf(stderr, "cannot create a tensor: %s\n", mtt_last_error());
-    exit(1);
-  }
-  return t;
-}
-
 static mtt_tensor *tensor1(int64_t n, const double *v, int dtype) { return tensor(1, &n, v, dtype); }
 
-/* Deterministic values in [-1, 1) (an LCG: no clock, same everywhere). */
-static uint64_t lcg_state = 12345;
-static double lcg(void) {
-  lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
-  return (double)(lcg_state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
 static int lcg_int(int n) { return (int)((lcg() + 1.0) * 0.5 * n) % n; }
-
-static mtt_tensor *random_tensor(int ndim, const int64_t *shape, int dtype) {
-  int64_t n = 1;
-  for (int d = 0; d < ndim; d++) n *= shape[d];
-  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  for (int64_t i = 0; i < n; i++) v[i] = lcg();
-  mtt_tensor *t = tensor(ndim, shape, v, dtype);
-  free(v);
-  return t;
-}
-
-static double *values_of(const mtt_tensor *t) {
-  double *v = malloc(sizeof(double) * (size_t)(t->nelem ? t->nelem : 1));
-  if (mtt_to_f64(t, v, t->nelem)) {
-    fprintf(stderr, "to_f64 failed: %s\n", mtt_last_error());
-    exit(1);
-  }
-  return v;
-}
 
 static void expect_values(const char *what, const mtt_tensor *t, int64_t n, const double *want, double tol) {
   if (!t) {
@@ -219,9 +168,9 @@ static void test_cat(void) {
   /* gradients: 3 inputs, the middle one constant */
   int64_t g1[] = {2, 3, 2}, g2[] = {2, 1, 2}, g3[] = {2, 4, 2};
   mtt_tensor *x[17];
-  x[0] = random_tensor(3, g1, MTT_F64);
-  x[1] = random_tensor(3, g2, MTT_F64);
-  x[2] = random_tensor(3, g3, MTT_F64);
+  x[0] = random_tensor(3, g1, MTT_F64, 0);
+  x[1] = random_tensor(3, g2, MTT_F64, 0);
+  x[2] = random_tensor(3, g3, MTT_F64, 0);
   mtt_set_requires_grad(x[0], 1);
   mtt_set_requires_grad(x[2], 1);
   cat_ctx c3 = {3, 1};
@@ -234,7 +183,7 @@ static void test_cat(void) {
     int n = counts[q];
     for (int k = 0; k < n; k++) {
       int64_t s[] = {1 + k % 3, 2};
-      x[k] = random_tensor(2, s, MTT_F64);
+      x[k] = random_tensor(2, s, MTT_F64, 0);
       if (k % 4 != 1) mtt_set_requires_grad(x[k], 1);
     }
     cat_ctx cn = {n, 0};
@@ -343,7 +292,7 @@ static void test_gather(void) {
   /* gradients: repeated indices, 3-d, each dim; and the smaller-index case */
   int64_t s3[] = {3, 4, 2};
   for (int dim = 0; dim < 3; dim++) {
-    mtt_tensor *xg = random_tensor(3, s3, MTT_F64);
+    mtt_tensor *xg = random_tensor(3, s3, MTT_F64, 0);
     mtt_set_requires_grad(xg, 1);
     int64_t is[] = {3, 4, 2};
     is[dim] = 5; /* more rows than the input: repeats are certain */
@@ -424,7 +373,7 @@ static void test_index_select(void) {
   /* gradients with repeated indices, each dim of a 3-d input */
   int64_t s3[] = {4, 3, 5};
   for (int dim = 0; dim < 3; dim++) {
-    mtt_tensor *xg = random_tensor(3, s3, MTT_F64);
+    mtt_tensor *xg = random_tensor(3, s3, MTT_F64, 0);
     mtt_set_requires_grad(xg, 1);
     int64_t n = 6;
     mtt_tensor *gi = random_index(1, &n, (int)s3[dim]);
@@ -444,7 +393,7 @@ static void test_index_select(void) {
 static void test_scatter_determinism(void) {
   int saved_threads = mtt_get_num_threads();
   int64_t xs[] = {2, 40, 300}, is[] = {2, 500, 300}, n = 700;
-  mtt_tensor *x = random_tensor(3, xs, MTT_F32);
+  mtt_tensor *x = random_tensor(3, xs, MTT_F32, 0);
   mtt_tensor *gi = random_index(3, is, 40), *si = random_index(1, &n, 40);
   mtt_set_requires_grad(x, 1);
   double *grads[2][2];
@@ -771,7 +720,7 @@ static void test_clip_grad_norm(void) {
   for (int t = 0; t < 2; t++) {
     mtt_set_num_threads(t + 1);
     lcg_state = 777;
-    mtt_tensor *p = random_tensor(1, &n, MTT_F32), *g = random_tensor(1, &n, MTT_F32);
+    mtt_tensor *p = random_tensor(1, &n, MTT_F32, 0), *g = random_tensor(1, &n, MTT_F32, 0);
     mtt_set_requires_grad(p, 1);
     mtt_set_grad(p, g);
     mtt_tensor *m = mtt_zeros(1, &n, MTT_F32, MTT_CPU), *v = mtt_zeros(1, &n, MTT_F32, MTT_CPU);
@@ -792,6 +741,7 @@ static void test_clip_grad_norm(void) {
 }
 
 int main(void) {
+  lcg_state = 12345;
   test_cat();
   test_gather();
   test_index_select();
@@ -800,10 +750,5 @@ int main(void) {
   test_sgd();
   test_adamw();
   test_clip_grad_norm();
-  if (failures) {
-    fprintf(stderr, "test_index_optim: %d failure(s)\n", failures);
-    return 1;
-  }
-  printf("test_index_optim: all passed\n");
-  return 0;
+  return test_done("test_index_optim");
 }

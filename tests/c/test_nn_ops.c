@@ -2,64 +2,9 @@
  * and dropout: forwards on small hand-checkable inputs or against naive loops written here,
  * errors, gradients against central finite differences in f64, and results that must not
  * change with the thread count. Exits non-zero on any failure. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "mtt.h"
-
-static int failures;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fprintf(stderr, "\n");                               \
-      failures++;                                          \
-    }                                                      \
-  } while (0)
+#include "test_util.h"
 
 /* ---- helpers ---- */
-
-static mtt_tensor *must(mtt_tensor *t, const char *what) {
-  if (!t) {
-    fprintf(stderr, "FAIL: %s returned NULL: %s\n", what, mtt_last_error());
-    exit(1);
-  }
-  return t;
-}
-
-static mtt_tensor *tensor(int ndim, const int64_t *shape, const double *v, int dtype) {
-  return must(mtt_from_f64(ndim, shape, v, dtype, MTT_CPU), "from_f64");
-}
-
-/* Deterministic values in [-1, 1) (an LCG: no clock). */
-static uint64_t lcg_state = 2024;
-static double lcg(void) {
-  lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
-  return (double)(lcg_state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
-
-static mtt_tensor *random_tensor(int ndim, const int64_t *shape, int dtype, int requires_grad) {
-  int64_t n = 1;
-  for (int d = 0; d < ndim; d++) n *= shape[d];
-  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  for (int64_t i = 0; i < n; i++) v[i] = lcg();
-  mtt_tensor *t = tensor(ndim, shape, v, dtype);
-  free(v);
-  if (requires_grad) mtt_set_requires_grad(t, 1);
-  return t;
-}
-
-static double *values_of(const mtt_tensor *t) {
-  double *v = malloc(sizeof(double) * (size_t)(t->nelem ? t->nelem : 1));
-  if (mtt_to_f64(t, v, t->nelem)) {
-    fprintf(stderr, "FAIL: to_f64: %s\n", mtt_last_error());
-    exit(1);
-  }
-  return v;
-}
 
 static double item(mtt_tensor *t) {
   double v = NAN;
@@ -861,6 +806,7 @@ static void test_thread_independence(void) {
 }
 
 int main(void) {
+  lcg_state = 2024;
   test_matmul();
   test_softmax();
   test_layer_norm();
@@ -869,10 +815,5 @@ int main(void) {
   test_attention();
   test_dropout();
   test_thread_independence();
-  if (failures) {
-    fprintf(stderr, "test_nn_ops: %d failure(s)\n", failures);
-    return 1;
-  }
-  printf("test_nn_ops: all passed\n");
-  return 0;
+  return test_done("test_nn_ops");
 }

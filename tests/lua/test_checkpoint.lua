@@ -36,35 +36,16 @@ if arg and arg[1] == 'writer' then
   return
 end
 
-local checks = 0
-local function check(cond, msg)
-  if not cond then error(msg, 2) end
-  checks = checks + 1
-end
-local function expect_error(what, pieces, f, ...)
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ': no error raised', 2) end
-  err = tostring(err)
-  for _, p in ipairs(pieces) do
-    if not err:find(p, 1, true) then error(string.format('%s: message "%s" lacks "%s"', what, err, p), 2) end
-  end
-  checks = checks + 1
-end
-local function read(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
+local checker = testlib.checker('test_checkpoint', { stop = true })
+local check, expect_error, read = checker.check, checker.expect_error, testlib.must_read
+local tensor_bytes = testlib.tensor_bytes
 local function same_bits(a, b)
   if a.dtype ~= b.dtype or table.concat(a:shape(), ',') ~= table.concat(b:shape(), ',') then return false end
-  local ffi = require 'ffi'
-  a, b = a:contiguous(), b:contiguous()
-  return ffi.string(a:data_ptr(), a:numel() * a:element_size()) == ffi.string(b:data_ptr(), b:numel() * b:element_size())
+  return tensor_bytes(a) == tensor_bytes(b)
 end
 
-local dir = os.tmpname()
-os.remove(dir)
+local dir = testlib.tmpdir()
 local ckdir = dir .. '/run/ckpt' -- save creates the folders
 
 -- ---- 1. state round trip ----
@@ -158,7 +139,7 @@ do
 end
 
 -- ---- 3. latest, list, prune ----
-local function touch(p, s) local f = assert(io.open(p, 'wb')); f:write(s); f:close() end
+local touch = testlib.write
 ck.save(ck.path(ckdir, 10), { state = { step = 10 } })
 ck.save(ck.path(ckdir, 2), { state = { step = 2 } })
 mio.save_safetensors(ck.path(ckdir, 5000), { x = mtt.zeros(1) })                -- not a checkpoint
@@ -183,8 +164,7 @@ local plain = ck.load(ck.path(ckdir, 5000)) -- a plain safetensors file loads, w
 check(next(plain.state) == nil and plain.tensors.x ~= nil, 'plain file as a checkpoint')
 
 -- ---- 4. SIGKILL during writes ----
-local exe -- the mtt command running this test: the first word of its command line
-for i = -1, -10, -1 do if arg[i] then exe = arg[i] end end
+local exe = testlib.mtt_binary() -- the mtt command running this test
 check(exe and mio.stat(exe), 'cannot find the mtt executable from arg: ' .. tostring(exe))
 local kdir = dir .. '/kill'
 mio.makedirs(kdir)
@@ -275,5 +255,5 @@ print(string.format('crash test: one write takes ~%.0f ms; 16 kills, %d mid-writ
 check(killed_mid_write >= 3, 'too few kills landed during a write to test anything: ' .. killed_mid_write)
 check(progress >= 8, 'the writer made too little progress: ' .. progress)
 
-os.execute("rm -rf '" .. dir .. "'")
-print(string.format('test_checkpoint: %d checks passed', checks))
+testlib.rmdir(dir)
+checker.done()

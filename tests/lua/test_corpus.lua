@@ -27,34 +27,14 @@ local function byte_tokenizer(with_encode_into)
 end
 local tok = byte_tokenizer(true)
 
-local checks = 0
-local function check(cond, msg)
-  if not cond then error(msg, 2) end
-  checks = checks + 1
-end
-local function expect_error(what, pieces, f, ...)
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ': no error raised', 2) end
-  err = tostring(err)
-  for _, p in ipairs(pieces) do
-    if not err:find(p, 1, true) then error(string.format('%s: message "%s" lacks "%s"', what, err, p), 2) end
-  end
-  checks = checks + 1
-end
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  assert(ok == 0 or ok == true, 'command failed: ' .. cmd)
-end
-local function write(path, s)
-  local f = assert(io.open(path, 'wb'))
-  f:write(s)
-  f:close()
-end
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
+local checker = testlib.checker('test_corpus', { stop = true })
+local check, expect_error = checker.check, checker.expect_error
+local sh, write = testlib.must_sh, testlib.write
 local function i32(t) return ffi.cast('int32_t *', t:contiguous():data_ptr()) end
 
 -- ---- documents, in files ----
-local dir = os.tmpname()
-os.remove(dir)
+local dir = testlib.tmpdir()
 local src = dir .. '/src'
 mio.makedirs(src .. '/docs')
 local rnd = 7
@@ -105,10 +85,11 @@ check(c.n_tokens == #stream, string.format('n_tokens %d, expected %d', c.n_token
 check(c.n_documents == #expected_docs, 'n_documents ' .. tostring(c.n_documents))
 check(c.tokens.dtype == 'i32' and c.tokens.ndim == 1, 'tokens are a 1-d i32 tensor')
 local tp = i32(c.tokens)
+local bad -- the first token that differs
 for i = 1, #stream do
-  if tp[i - 1] ~= stream[i] then error(string.format('token %d is %d, expected %d', i, tp[i - 1], stream[i])) end
+  if tp[i - 1] ~= stream[i] then bad = bad or i end
 end
-checks = checks + 1
+check(not bad, bad and string.format('token %d is %d, expected %d', bad, tp[bad - 1], stream[bad]))
 -- the same through tok:encode (a tokenizer without encode_into)
 local c_enc = make({ tokenizer = byte_tokenizer(false) })
 check(c_enc.n_tokens == c.n_tokens and c_enc.checksum == c.checksum, 'tok:encode path gives other tokens')
@@ -303,5 +284,5 @@ expect_error('bad batch size', { 'batch size' }, c.batch, c, 'train', 0)
 local nv = mtt.data.corpus{ texts = { doc[1] }, tokenizer = tok, block_size = 4, val_fraction = 0 }
 expect_error('empty val', { 'val', 'empty' }, nv.batch, nv, 'val', 1)
 
-os.execute("rm -rf '" .. dir .. "'")
-print(string.format('test_corpus: %d checks passed', checks))
+testlib.rmdir(dir)
+checker.done()

@@ -3,57 +3,19 @@
 -- file and the problem (hand-made cases, every truncation, random byte damage); archive members
 -- and compressed files (made with Debian's tar, gzip, xz, zstd, bzip2, zip) streamed back
 -- byte-identical; the small file-system calls.
-local ffi = require 'ffi'
 local cjson = require 'cjson'
 local mtt = require 'mtt'
 local mio = mtt.io
 
-local PY = '/usr/bin/python3 tests/reference/safetensors_io.py'
-local dir = os.tmpname()
-os.remove(dir)
-mio.makedirs(dir)
-
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  assert(ok == 0 or ok == true, 'command failed: ' .. cmd)
-end
-
-local function read(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, 'wb'))
-  f:write(s)
-  f:close()
-end
-
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
+local checker = testlib.checker('test_io', { stop = true })
+local check, expect_error = checker.check, checker.expect_error
+local sh, read, write = testlib.must_sh, testlib.must_read, testlib.write
+local bytes_of = testlib.tensor_bytes
 local function hex(s) return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end)) end
-local function bytes_of(t)
-  t = t:contiguous()
-  return ffi.string(t:data_ptr(), t:numel() * t:element_size())
-end
 
-local checks = 0
-local function check(cond, msg)
-  if not cond then error(msg, 2) end
-  checks = checks + 1
-end
-
--- f(...) must fail with a message holding every plain-text piece of `pieces`.
-local function expect_error(what, pieces, f, ...)
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ': no error raised', 2) end
-  err = tostring(err)
-  for _, p in ipairs(pieces) do
-    if not err:find(p, 1, true) then error(string.format('%s: message "%s" lacks "%s"', what, err, p), 2) end
-  end
-  checks = checks + 1
-  return err
-end
+local PY = '/usr/bin/python3 tests/reference/safetensors_io.py'
+local dir = testlib.tmpdir()
 
 local dtype_of = { F32 = 'f32', F64 = 'f64', I32 = 'i32', BF16 = 'bf16', F16 = 'f16' }
 
@@ -400,5 +362,5 @@ local st = mio.stat(src .. '/bin.dat')
 check(st.size == #files['bin.dat'] and not st.is_dir and st.mtime_ns > 0, 'stat')
 check(mio.stat(dir .. '/nothere') == nil, 'stat of a missing file')
 
-sh("rm -rf '" .. dir .. "'")
-print(string.format('test_io: %d checks passed', checks))
+testlib.rmdir(dir)
+checker.done()

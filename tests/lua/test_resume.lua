@@ -14,7 +14,6 @@ local mtt = require 'mtt'
 pcall(ffi.cdef, [[
 int test_resume_kill(int pid, int sig) __asm__("kill");
 int test_resume_poll(void *fds, unsigned long n, int timeout) __asm__("poll");
-long test_resume_readlink(const char *path, char *buf, size_t n) __asm__("readlink");
 ]])
 local function sleep_ms(ms) ffi.C.test_resume_poll(nil, 0, ms) end
 
@@ -57,34 +56,16 @@ if arg[1] == 'child' then
 end
 
 -- ---- the parent ----
-local failures = 0
-local function check(cond, msg)
-  if not cond then
-    failures = failures + 1
-    print('FAIL: ' .. msg)
-  end
-  return cond
-end
-
-local function self_exe()
-  local buf = ffi.new('char[4096]')
-  local n = ffi.C.test_resume_readlink('/proc/self/exe', buf, 4096)
-  assert(n > 0, 'cannot read /proc/self/exe')
-  return ffi.string(buf, n)
-end
-local exe, script = self_exe(), arg[0]
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
+local checker = testlib.checker('test_resume')
+local check = checker.check
+local exe, script = testlib.mtt_binary(), arg[0]
 
 local work = string.format('%s/mtt_test_resume_%d', os.getenv('TMPDIR') or '/tmp',
   io.open('/proc/self/stat'):read('*n')) -- by pid
 os.execute("rm -rf '" .. work .. "' && mkdir -p '" .. work .. "'")
 
-local function read_file(path)
-  local f = io.open(path, 'rb')
-  if not f then return '' end
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local function read_file(path) return testlib.read(path) or '' end -- '' before the child writes it
 
 local function metric_lines(dir)
   local lines = {}
@@ -163,9 +144,5 @@ check(n_val == STEPS / 5, 'validation losses were logged')
 check(differ == 0, 'every loss, lr and val_loss of the resumed run equals the uninterrupted run\'s')
 print(string.format('compared %d logged steps (%d with val_loss): %d differences', #full, n_val, differ))
 
-os.execute("rm -rf '" .. work .. "'")
-if failures > 0 then
-  print(string.format('test_resume: %d checks failed', failures))
-  os.exit(1)
-end
-print('test_resume: all checks passed')
+testlib.rmdir(work)
+checker.done()

@@ -21,9 +21,7 @@ local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
 local NIV2 = testlib.niv2_dir('test_tasks')
 local checker = testlib.checker('test_tasks', { stop = true })
 local check, expect_error = checker.check, checker.expect_error
-local function sh(cmd) assert(testlib.sh(cmd), 'command failed: ' .. cmd) end
-local function read(path) return (assert(testlib.read(path), 'cannot read ' .. path)) end
-local write = testlib.write
+local sh, read, write = testlib.must_sh, testlib.must_read, testlib.write
 -- deep equality of plain data; ignore: keys skipped at every level
 local function deep_equal(a, b, path, ignore)
   path = path or ''

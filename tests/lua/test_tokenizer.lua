@@ -22,11 +22,9 @@ local mtt = require 'mtt'
 local cjson = require 'cjson'
 local C = require('mtt.ffi').C
 
-local checks = 0
-local function check(cond, msg, ...)
-  if not cond then error(string.format(msg, ...), 2) end
-  checks = checks + 1
-end
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
+local checker = testlib.checker('test_tokenizer', { stop = true })
+local check = checker.check
 
 local function show(s) -- a string as a readable Lua literal
   return (string.format('%q', s):gsub('\\\n', '\\n'))
@@ -44,22 +42,8 @@ local function tmpname()
   tmp_files[#tmp_files + 1] = p
   return p
 end
-local function write_file(path, text)
-  local f = assert(io.open(path, 'wb'))
-  f:write(text)
-  f:close()
-end
-local function read_file(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local write_file, read_file, run = testlib.write, testlib.must_read, testlib.sh
 local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function run(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
 
 local function utf8_char(cp)
   if cp < 0x80 then return string.char(cp) end
@@ -753,4 +737,4 @@ do
 end
 
 for _, p in ipairs(tmp_files) do os.remove(p); os.remove(p .. '.tmp') end
-print(string.format('test_tokenizer: %d checks passed', checks))
+checker.done()

@@ -21,14 +21,9 @@ local F = mtt.F
 local cjson = require 'cjson'
 local metrics = mtt.train.metrics
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then
-    failures = failures + 1
-    print('FAIL: ' .. msg)
-  end
-  return cond
-end
+local testlib = dofile(mtt.root .. '/tests/lua/testlib.lua')
+local checker = testlib.checker('test_train')
+local check = checker.check
 local function approx(a, b, tol) return math.abs(a - b) <= tol * math.max(1, math.abs(b)) end
 
 local tmp = os.getenv('TMPDIR') or '/tmp'
@@ -350,10 +345,7 @@ end
 
 -- ---- 7. corpus builder and the pre-training recipe, end to end ----
 do
-  local ffi = require 'ffi'
-  pcall(ffi.cdef, 'long test_train_readlink(const char *path, char *buf, size_t n) __asm__("readlink");')
-  local buf = ffi.new('char[4096]')
-  local exe = ffi.string(buf, ffi.C.test_train_readlink('/proc/self/exe', buf, 4096))
+  local exe = testlib.mtt_binary()
   local function sh(cmd)
     local p = io.popen(cmd .. ' 2>&1')
     local out = p:read('*a')
@@ -417,9 +409,5 @@ do
   check(out:find("unknown setting 'stepz'", 1, true), 'a misspelt --set key is an error: ' .. out)
 end
 
-os.execute("rm -rf '" .. work .. "'")
-if failures > 0 then
-  print(string.format('test_train: %d checks failed', failures))
-  os.exit(1)
-end
-print('test_train: all checks passed')
+testlib.rmdir(work)
+checker.done()

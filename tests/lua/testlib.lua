@@ -84,13 +84,16 @@ function T.tmpdir()
 end
 function T.rmdir(dir) os.execute("rm -rf '" .. dir .. "'") end
 
--- runs a shell command: true when its exit status is 0
+-- runs a shell command: true when its exit status is 0; T.must_sh raises "command failed: cmd"
+-- instead of returning false
 function T.sh(cmd)
   local r = os.execute(cmd)
   return r == 0 or r == true
 end
+function T.must_sh(cmd) assert(T.sh(cmd), 'command failed: ' .. cmd) end
 
--- a file's bytes, nil when it cannot be opened; T.write replaces a file's bytes
+-- a file's bytes, nil when it cannot be opened (T.must_read: an error naming the file instead);
+-- T.write replaces a file's bytes
 function T.read(path)
   local f = io.open(path, 'rb')
   if not f then return nil end
@@ -98,10 +101,17 @@ function T.read(path)
   f:close()
   return s
 end
+function T.must_read(path) return (assert(T.read(path), 'cannot read ' .. path)) end
 function T.write(path, s)
   local f = assert(io.open(path, 'wb'))
   f:write(s)
   f:close()
+end
+
+-- a tensor's bytes in row-major order (a copy when it is a view), for bit-for-bit comparisons
+function T.tensor_bytes(t)
+  t = t:contiguous()
+  return require('ffi').string(t:data_ptr(), t:numel() * t:element_size())
 end
 
 return T

@@ -17,13 +17,9 @@ local mtt = require 'mtt'
 local C = require('mtt.ffi').C
 local GPT = require 'gpt'
 
-local o = { batch = 8, block = 1024, precision = 'medium', steps = 20, warmup = 5, clip = 0, layers = 12, embd = 768,
-  vocab = 50257, device = 'cuda', gc_mb = 4096 }
-for _, a in ipairs(arg or {}) do
-  local k, v = a:match('^([%w_]+)=(.*)$')
-  if not k or o[k] == nil then error('bench_gpt: unknown argument ' .. a) end
-  o[k] = tonumber(v) or v
-end
+local o = require('gpu_util').options('bench_gpt', { batch = 8, block = 1024, precision = 'medium', steps = 20,
+  warmup = 5, clip = 0, layers = 12, embd = 768, vocab = 50257, device = 'cuda', gc_mb = 4096 },
+  { 'batch', 'block', 'precision', 'steps', 'warmup', 'clip', 'layers', 'embd', 'vocab', 'gc_mb', 'device' })
 local levels = { highest = 0, high = 1, medium = 2 }
 assert(levels[o.precision], 'bench_gpt: precision must be highest, high or medium')
 C.mtt_set_float32_matmul_precision(levels[o.precision])

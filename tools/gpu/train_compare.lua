@@ -12,53 +12,24 @@
 -- The cpu runs last and the csv is rewritten after every run, so a slow cpu loses only its own
 -- curve to a time limit.
 package.path = 'tools/gpu/?.lua;' .. package.path
-local ffi = require 'ffi'
 local mtt = require 'mtt'
+local util = require 'gpu_util'
 
-local opts = { steps = 300, csv = '', runs = 'cuda,cuda-bf16,cpu', model = 'nn', batch = 8, block = 128, layers = 4,
-  embd = 256 }
-for _, a in ipairs(arg or {}) do
-  local k, v = a:match('^([%w_]+)=(.*)$')
-  if not k or opts[k] == nil then
-    error('train_compare: unknown argument ' .. a .. ' (steps=, csv=, runs=, model=, batch=, block=, layers=, embd=)', 0)
-  end
-  opts[k] = tonumber(v) or v
-end
+local opts = util.options('train_compare', { steps = 300, csv = '', runs = 'cuda,cuda-bf16,cpu', model = 'nn',
+  batch = 8, block = 128, layers = 4, embd = 256 },
+  { 'steps', 'csv', 'runs', 'model', 'batch', 'block', 'layers', 'embd' })
 if opts.model == 'nn' and not (mtt.nn and mtt.nn.GPT) then opts.model = 'local' end
 
 -- ---- data: bytes of the repository's text ----
-local function corpus()
-  local parts = {}
-  local list = io.popen("find README.md lua core tools tests recipes -type f \\( -name '*.md' -o -name '*.lua' " ..
-    "-o -name '*.c' -o -name '*.h' -o -name '*.py' \\) 2>/dev/null | sort")
-  for path in list:lines() do
-    local f = io.open(path, 'rb')
-    if f then
-      parts[#parts + 1] = f:read('*a')
-      f:close()
-    end
-  end
-  list:close()
-  local text = table.concat(parts, '\n')
-  local t = mtt.empty(#text, { dtype = 'i32' })
-  local p = ffi.cast('int32_t *', t:data_ptr())
-  for i = 1, #text do p[i - 1] = text:byte(i) end
-  return t, #text
-end
-
-local data, n_tokens = corpus()
+local data, n_tokens = util.byte_text({ 'README.md', 'lua', 'core', 'tools', 'tests', 'recipes' },
+  { 'md', 'lua', 'c', 'h', 'py' })
 assert(n_tokens > 100000, 'train_compare: too little text found (run from the repository root)')
 
 local B, T = opts.batch, opts.block
 local batches = {}
 do
-  local g = mtt.Generator(2)
-  local offsets = mtt.arange(0, T + 1, 1, { dtype = 'i32' })
-  for s = 1, opts.steps do
-    local starts = mtt.randint(0, n_tokens - T - 1, { B, 1 }, { generator = g })
-    local seq = data:index_select(1, (starts + offsets:view(1, T + 1)):view(-1)):view(B, T + 1)
-    batches[s] = { seq:narrow(2, 1, T):contiguous(), seq:narrow(2, 2, T):contiguous() }
-  end
+  local g, draw = mtt.Generator(2), util.windows(data, n_tokens, T)
+  for s = 1, opts.steps do batches[s] = { draw(B, g) } end
 end
 
 -- the model on the cpu from a fixed seed; params and a loss function

@@ -7,47 +7,27 @@
 -- by a seeded generator from a cursor mtt.train checkpoints, so every run sees the same batches.
 -- Exits non-zero when a check fails; prints "skipped: ..." and exits 0 when there is no device or
 -- mtt.train has no device option yet.
-local ffi = require 'ffi'
+package.path = 'tools/gpu/?.lua;' .. package.path
 local mtt = require 'mtt'
+local util = require 'gpu_util'
 
-local o = { steps = 40, layers = 2, embd = 128, block = 64, batch = 8, dir = os.getenv('TMPDIR') or '/tmp' }
-for _, a in ipairs(arg or {}) do
-  local k, v = a:match('^([%w_]+)=(.*)$')
-  if not k or o[k] == nil then error('train_loop: unknown argument ' .. a .. ' (steps=, layers=, embd=, block=, batch=, dir=)', 0) end
-  o[k] = tonumber(v) or v
-end
+local o = util.options('train_loop', { steps = 40, layers = 2, embd = 128, block = 64, batch = 8,
+  dir = os.getenv('TMPDIR') or '/tmp' }, { 'steps', 'layers', 'embd', 'block', 'batch', 'dir' })
 if not mtt.cuda.available() then
   print('skipped: no CUDA device (' .. mtt.cuda.get_device_name() .. ')')
   return
 end
 local root = o.dir .. '/mtt-train-loop' -- run folders (checkpoints: kept out of $OUT)
 
-local function corpus()
-  local parts = {}
-  local list = io.popen("find README.md lua core -type f \\( -name '*.md' -o -name '*.lua' -o -name '*.c' \\) 2>/dev/null | sort")
-  for path in list:lines() do
-    local f = io.open(path, 'rb')
-    if f then parts[#parts + 1] = f:read('*a'); f:close() end
-  end
-  list:close()
-  local text = table.concat(parts, '\n')
-  local t = mtt.empty(#text, { dtype = 'i32' })
-  local p = ffi.cast('int32_t *', t:data_ptr())
-  for i = 1, #text do p[i - 1] = text:byte(i) end
-  return t, #text
-end
-local text, n_text = corpus()
+local text, n_text = util.byte_text({ 'README.md', 'lua', 'core' }, { 'md', 'lua', 'c' })
 assert(n_text > 10000, 'train_loop: too little text (run from the repository root)')
-local offsets = mtt.arange(0, o.block + 1, 1, { dtype = 'i32' }):view(1, o.block + 1)
+local draw = util.windows(text, n_text, o.block)
 
 local function data()
   local d = { n = 0 }
   function d:batch(split, B)
     self.n = self.n + 1
-    local g = mtt.Generator((split == 'train' and 1 or 2) * 1000003 + self.n)
-    local starts = mtt.randint(0, n_text - o.block - 1, { B, 1 }, { generator = g })
-    local seq = text:index_select(1, (starts + offsets):view(-1)):view(B, o.block + 1)
-    return seq:narrow(2, 1, o.block):contiguous(), seq:narrow(2, 2, o.block):contiguous()
+    return draw(B, mtt.Generator((split == 'train' and 1 or 2) * 1000003 + self.n))
   end
   function d:state() return { n = self.n } end
   function d:set_state(s) self.n = s.n end

@@ -13,15 +13,9 @@ return function(L)
     return list
   end
   local tasks = {}
-  local function add(t)
-    t.family, t.package, t.source = 'isocodes', PKG, 'ISO code lists (iso-codes)'
-    t.license, t.license_short = 'LGPL-2.1+ (iso-codes)', 'LGPL-2.1+'
-    t.category = t.category or 'Misc.'
-    t.domains = t.domains or { 'Countries' }
-    t.reasoning = t.reasoning or {}
-    t.metric = t.metric or 'exact_match'
-    tasks[#tasks + 1] = t
-  end
+  local add = L.adder(tasks, { family = 'isocodes', package = PKG, source = 'ISO code lists (iso-codes)',
+    license = 'LGPL-2.1+ (iso-codes)', license_short = 'LGPL-2.1+' },
+    { category = 'Misc.', domains = { 'Countries' }, reasoning = {}, metric = 'exact_match' })
   local function by(list, field)
     local t = {}
     for _, e in ipairs(list) do if e[field] then t[#t + 1] = e end end

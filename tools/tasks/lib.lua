@@ -127,6 +127,19 @@ function M.sorted_keys(t)
   return k
 end
 
+-- adder(tasks, fixed, defaults): a family's add(t): sets every field of fixed on the task spec
+-- t, each field of defaults that t leaves nil, and appends t to tasks (specs only read these
+-- fields, so tasks may share the default tables)
+function M.adder(tasks, fixed, defaults)
+  return function(t)
+    for k, v in pairs(fixed) do t[k] = v end
+    for k, v in pairs(defaults) do
+      if t[k] == nil then t[k] = v end
+    end
+    tasks[#tasks + 1] = t
+  end
+end
+
 -- valid_utf8(s): true when s is well-formed UTF-8 without control characters (inputs and
 -- outputs are single lines)
 function M.valid_utf8(s)

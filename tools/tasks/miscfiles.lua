@@ -5,15 +5,9 @@ return function(L)
   local DIR = '/usr/share/misc'
   local PKG = 'miscfiles'
   local tasks = {}
-  local function add(t)
-    t.family, t.package, t.source = 'miscfiles', PKG, 'GNU miscfiles'
-    t.license, t.license_short = 'GPL-2+ (GNU miscfiles)', 'GPL-2+'
-    t.category = t.category or 'Misc.'
-    t.domains = t.domains or { 'Countries' }
-    t.reasoning = t.reasoning or {}
-    t.metric = t.metric or 'exact_match'
-    tasks[#tasks + 1] = t
-  end
+  local add = L.adder(tasks, { family = 'miscfiles', package = PKG, source = 'GNU miscfiles',
+    license = 'GPL-2+ (GNU miscfiles)', license_short = 'GPL-2+' },
+    { category = 'Misc.', domains = { 'Countries' }, reasoning = {}, metric = 'exact_match' })
   local function records(file, nfields)
     local t = {}
     for _, line in ipairs(L.lines(L.need(DIR .. '/' .. file, PKG))) do
