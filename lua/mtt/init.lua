@@ -5,6 +5,10 @@
 -- functional namespace mtt.F, optimizers and a few library-wide settings. Dims and indices
 -- are 1-based and negative dims count from the end; index tensors (argmax, topk, embedding
 -- ids, targets) hold 0-based values, as in torch.
+-- LuaJIT load forwarding off before anything is compiled: Debian 12's LuaJIT miscompiles some
+-- loads from tables built inside hot loops (see avoid_jit_load_forwarding in tools/mtt/main.c,
+-- which does this for the mtt command; this line covers plain luajit).
+if jit and jit.opt then jit.opt.start('-fwd') end
 local ffi = require 'ffi'
 local lib = require 'mtt.ffi'
 local C = lib.C

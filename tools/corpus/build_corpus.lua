@@ -17,6 +17,9 @@
 -- The output is deterministic: files are read in sorted order, no clock, no randomness.
 -- --max-bytes N keeps at most N bytes of each source (whole documents), for quick tests.
 -- Plain Lua (runs under luajit alone): no mtt module is needed.
+-- JIT load forwarding off: Debian 12's LuaJIT miscompiles some loads from tables built inside
+-- hot loops (see tools/mtt/main.c), and the corpus must be the same on every machine.
+if jit and jit.opt then jit.opt.start('-fwd') end
 
 local out_dir, max_bytes = 'build/data/corpus', math.huge
 do

@@ -209,6 +209,16 @@ static int print_version(lua_State *L) {
   return report(L, status);
 }
 
+/* Debian 12's LuaJIT (a 2022 snapshot) miscompiles some loads from a table made by a constructor
+ * inside a loop (upstream issues 980 and 994, fixed in 2023): a hot loop such as
+ * `for _, k in ipairs({'a', 'b'}) do n = n + (t[k] and 1 or 0) end` can read wrong values
+ * under the JIT. Turning off load forwarding ("fwd") avoids it; measured cost on mtt's Lua-heavy
+ * code (task loading, prompt encoding, metrics) is within noise to a few hundredths of a second.
+ * lua/mtt/init.lua does the same for plain luajit; tests/lua/test_jit_safety.lua checks it. */
+static void avoid_jit_load_forwarding(lua_State *L) {
+  if (luaL_dostring(L, "if jit and jit.opt then jit.opt.start('-fwd') end") != 0) lua_pop(L, 1);
+}
+
 int main(int argc, char **argv) {
   mtt_blas_setup(argv);
   /* OpenMP threads that finish a parallel region sleep instead of spinning: on a machine shared
@@ -232,6 +242,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   luaL_openlibs(L);
+  avoid_jit_load_forwarding(L);
   set_paths(L, root);
 
   int status;

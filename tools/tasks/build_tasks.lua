@@ -11,9 +11,10 @@
 -- marker lines) and the split lists into tasks/splits/default/ (run it after changing a task).
 -- Deterministic: sorted inputs, a PRNG seeded from each task's name, no clock; two builds give
 -- byte-identical files. Plain LuaJIT + lua-cjson: no mtt module is needed.
--- The interpreter only: Debian 12's LuaJIT 2.1.0-beta3 JIT gave run-to-run different table
--- look-up results in freedict.lua's language filter (about 1 build in 5 differed), and the
--- interpreter is as fast here (the work is string matching inside C functions).
+-- The interpreter only: Debian 12's LuaJIT JIT miscompiles loads from a table constructor inside
+-- a hot loop (upstream issues 980 and 994; freedict.lua's language filter, `ipairs({'English',
+-- ...})`, lost half its look-ups in some builds; tests/lua/test_jit_safety.lua has the cases), and
+-- the interpreter is as fast here (the work is string matching inside C functions).
 if jit then jit.off() end
 
 local dir = (arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.'
