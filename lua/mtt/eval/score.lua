@@ -121,11 +121,7 @@ function S.loglik(model, seqs, opts)
 end
 
 -- ---- greedy generation ----
-local function ids_tensor(list, from, to)
-  local t = {}
-  for i = from, to do t[#t + 1] = list[i] end
-  return creation.tensor({ t }, { dtype = 'i32' })
-end
+local ids_tensor = require('mtt.nn.generate').ids_tensor
 
 local function argmax_last(logits)
   -- logits [1, V] (cached, last only) or [1, T, V]

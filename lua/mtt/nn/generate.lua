@@ -80,13 +80,15 @@ local function ends_with_stop(ids, stops)
   return nil
 end
 
+-- list[from..to] as an i32 tensor [1, T] (one sequence): what forward_cached takes
 local function ids_tensor(list, from, to)
   local t = {}
   for i = from, to do t[#t + 1] = list[i] end
   return creation.tensor({ t }, { dtype = 'i32' })
 end
 
--- Next id from logits [V] (any float dtype).
+-- Next id from logits [V] (any float dtype): argmax when temperature is 0, else a draw from
+-- softmax(logits / temperature), over the top_k largest when top_k is given.
 local function pick(logits, temperature, top_k, gen)
   if temperature == 0 then return T.item(T.to(T.argmax(logits), 'cpu')) end
   local values, index = logits, nil
@@ -107,6 +109,8 @@ local function pick(logits, temperature, top_k, gen)
   if index then return index[choice + 1] end
   return choice
 end
+
+M.ids_tensor, M.pick = ids_tensor, pick -- also used by mtt.eval.score and the REPL's :gen
 
 function M.generate(model, prompt, opts)
   local o = options.check('generate', opts,

@@ -12,6 +12,7 @@ jit.off(true, true) -- the token loop runs in the interpreter, where Ctrl-C is s
 local U = require 'mtt.util'
 local io_ = require 'mtt.io'
 local nn = require 'mtt.nn'
+local generate = require 'mtt.nn.generate'
 local creation = require 'mtt.creation'
 local autograd = require 'mtt.autograd'
 local checkpoint = require 'mtt.checkpoint'
@@ -146,27 +147,8 @@ local function unescape(s)
   return (s:gsub('\\([nt\\])', { n = '\n', t = '\t', ['\\'] = '\\' }))
 end
 
-local function ids_tensor(list, from, to)
-  local t = {}
-  for i = from, to do t[#t + 1] = list[i] end
-  return creation.tensor({ t }, { dtype = 'i32' })
-end
-
--- next id from logits [V]: argmax, or a draw from softmax(logits / t) over the top_k
-local function pick(logits, temperature, top_k, gen)
-  if temperature == 0 then return logits:argmax():to('cpu'):item() end
-  local values, index = logits, nil
-  if top_k then values, index = logits:topk(math.min(top_k, logits:size(1))) end
-  local p = (values / temperature):softmax(-1):to({ dtype = 'f64', device = 'cpu' }):totable()
-  local u = creation.rand({ 1 }, { generator = gen, dtype = 'f64' })[1]
-  local acc, choice = 0, #p
-  for i = 1, #p do
-    acc = acc + p[i]
-    if u < acc then choice = i; break end
-  end
-  if index then return index:to('cpu')[choice] end
-  return choice - 1
-end
+-- the token loop below stays here (interpreted, so Ctrl-C is seen); its pieces are mtt.nn.generate's
+local ids_tensor, pick = generate.ids_tensor, generate.pick
 
 -- ---- :gen ----
 function M.generate(model, tok, text, opts)
